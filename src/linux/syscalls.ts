@@ -22,6 +22,14 @@ export interface Syscalls {
   statfsType(path: string): bigint;
   /** The calling thread's id (namespaces are per-thread). */
   gettid(): number;
+  /** mknod(2): device nodes and overlay whiteouts (char 0:0). */
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  /** lsetxattr(2): does not follow a final symlink. */
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  /** lgetxattr(2): undefined when the attribute does not exist (ENODATA). */
+  lgetxattr(path: string, name: string): Buffer | undefined;
+  /** llistxattr(2): attribute names on a path, not following a final symlink. */
+  llistxattr(path: string): string[];
 }
 
 // Flags and constants used across the project.
