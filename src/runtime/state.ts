@@ -1,0 +1,247 @@
+/**
+ * The per-pod state file (<run-root>/pods/<ns>_<name>/state.json) and the per-pod lock.
+ *
+ * Rules:
+ * - written atomically (temp file in the same dir, fsync, rename), so a crash leaves the old or
+ *   the new file, never half of one;
+ * - every resource (dir, namespace pins, mount, cgroup, network attachment, process) is appended
+ *   to `resources` and the file written BEFORE the resource is created; teardown walks the list in
+ *   reverse and each undo tolerates a resource that does not exist (it may never have been made);
+ * - the pod's owner (the foreground `up` or the background supervisor) is recorded by pid AND
+ *   process start time, never by pid alone.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PodrunError, nodeErrCode } from '../util/errors.js';
+import type { PodPlan } from '../spec/plan.js';
+import { lockFile, podRunDir, podsDir, stateFile, type RuntimePaths } from './paths.js';
+
+/** A process identified by pid and its /proc start time (clock ticks since boot). */
+export interface ProcessId {
+  pid: number;
+  startTime: number;
+}
+
+export type Resource =
+  | { kind: 'dir'; path: string } // a directory podrun created (removed recursively)
+  | { kind: 'pins'; dir: string } // pinned net/ipc/uts namespaces (bind mounts in dir)
+  | { kind: 'mount'; path: string } // a mount podrun made on the host (shm tmpfs, memory emptyDir)
+  | { kind: 'cgroup'; parent: string; pod: string } // the pod's cgroup (and its children)
+  | { kind: 'network'; id: string; netnsPath: string } // a CNI attachment
+  | { kind: 'process'; role: string; pid: number; startTime: number }; // a monitor or pause process
+
+export interface ContainerRecord {
+  name: string;
+  kind: 'init' | 'sidecar' | 'app';
+  /** "<pod uid>-<name>-<restart>" — the id the controller and the CRI verbs use. */
+  id: string;
+  restartCount: number;
+  image: string;
+  imageDigest?: string;
+  state: 'created' | 'running' | 'exited' | 'removed';
+  monitor?: ProcessId;
+  init?: ProcessId; // the container's first process, host pid
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  signal?: string;
+  oomKilled?: boolean;
+  reason?: string;
+  logPath: string;
+  stateDir: string;
+  stopSignal?: string;
+}
+
+export interface PodState {
+  version: 1;
+  key: string;
+  name: string;
+  namespace: string;
+  uid: string;
+  /** Hash of the pod's spec (the plan minus the generated uid): equal = same pod. */
+  specHash: string;
+  plan: PodPlan;
+  createdAt: string;
+  /** Ready: the sandbox exists. Stopping/Stopped: `down` in progress or done. */
+  sandbox: 'Creating' | 'Ready' | 'Stopping' | 'Stopped';
+  owner?: ProcessId & { socket?: string };
+  podIP?: string;
+  hostname: string;
+  cgroup?: { parent: string; pod: string };
+  resources: Resource[];
+  containers: Record<string, ContainerRecord>;
+  /** The lifecycle controller's snapshot (restart counts, probe state) for re-adoption. */
+  controller?: unknown;
+  /** The Kubernetes-shaped pod status last computed by the controller. */
+  status?: unknown;
+  /** Set when the pod finished (Succeeded/Failed) or was stopped. */
+  finishedAt?: string;
+}
+
+/** Writes `data` to `file` atomically: temp file beside it, fsync, rename, fsync the dir. */
+export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): void {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+export function readState(p: RuntimePaths, key: string): PodState | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(stateFile(p, key), 'utf8');
+  } catch (err) {
+    if (nodeErrCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as PodState;
+  } catch (err) {
+    throw new PodrunError('ESTATE', `Cannot read pod state "${stateFile(p, key)}": ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function writeState(p: RuntimePaths, st: PodState): void {
+  fs.mkdirSync(podRunDir(p, st.key), { recursive: true, mode: 0o700 });
+  writeFileAtomic(stateFile(p, st.key), JSON.stringify(st, null, 1) + '\n');
+}
+
+/** Records a resource in the state file BEFORE it is created. */
+export function recordResource(p: RuntimePaths, st: PodState, r: Resource): void {
+  st.resources.push(r);
+  writeState(p, st);
+}
+
+/** Drops a resource from the state file AFTER it was removed. */
+export function forgetResource(p: RuntimePaths, st: PodState, r: Resource): void {
+  const i = st.resources.indexOf(r);
+  if (i >= 0) st.resources.splice(i, 1);
+  writeState(p, st);
+}
+
+/** Every pod key that has a directory in the run root. */
+export function listPodKeys(p: RuntimePaths): string[] {
+  try {
+    return fs
+      .readdirSync(podsDir(p), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
+  } catch (err) {
+    if (nodeErrCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+// ---- processes by pid + start time ----
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined if gone. */
+export function procStartTime(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // comm may contain spaces and parentheses: fields start after the last ')'
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const v = Number(rest[19]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** True when `id` still names the same live (non-zombie) process. */
+export function isAlive(id: ProcessId | undefined): boolean {
+  if (!id || !id.pid) return false;
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${id.pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  if (rest[0] === 'Z' || rest[0] === 'X') return false;
+  return Number(rest[19]) === id.startTime;
+}
+
+export function selfId(): ProcessId {
+  return { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
+}
+
+// ---- the per-pod lock ----
+
+/**
+ * An exclusive lock on one pod: a file created with O_EXCL holding "pid starttime". A lock whose
+ * holder is gone (checked by pid + start time) is stale and broken. Node has no flock(2), and a
+ * lock file also works for processes that do not share an open file.
+ */
+export async function withPodLock<T>(p: RuntimePaths, key: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const release = await acquireLock(lockFile(p, key), timeoutMs);
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
+export async function acquireLock(file: string, timeoutMs: number): Promise<() => void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const me = selfId();
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      fs.writeSync(fd, `${me.pid} ${me.startTime}\n`);
+      fs.closeSync(fd);
+      return () => {
+        const holder = readLock(file);
+        if (holder && holder.pid === me.pid && holder.startTime === me.startTime) fs.rmSync(file, { force: true });
+      };
+    } catch (err) {
+      if (nodeErrCode(err) !== 'EEXIST') throw err;
+    }
+    const holder = readLock(file);
+    if (holder === 'partial') {
+      // being written right now, or left half-written by a crash: give it a moment, then break it
+      if (Date.now() > deadline - timeoutMs / 2) fs.rmSync(file, { force: true });
+    } else if (!holder || !isAlive(holder)) {
+      breakStaleLock(file, holder);
+      continue;
+    }
+    if (Date.now() > deadline) {
+      const who = holder && holder !== 'partial' ? ` (held by pid ${holder.pid})` : '';
+      throw new PodrunError('ELOCKED', `Cannot lock "${file}": another podrun process holds it${who}`, {
+        hint: 'wait for the other podrun command to finish',
+      });
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+function readLock(file: string): ProcessId | 'partial' | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const m = /^(\d+) (\d+)\n$/.exec(text);
+  return m ? { pid: Number(m[1]), startTime: Number(m[2]) } : 'partial';
+}
+
+function breakStaleLock(file: string, seen: ProcessId | undefined): void {
+  // only remove the lock if it still is the stale one we looked at
+  const now = readLock(file);
+  if (now === undefined) return;
+  if (seen && now !== 'partial' && (now.pid !== seen.pid || now.startTime !== seen.startTime)) return;
+  fs.rmSync(file, { force: true });
+}
