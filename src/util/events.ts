@@ -4,7 +4,7 @@
  * that `--trace` prints in order for students and operators.
  */
 export type PodrunEvent =
-  | { type: 'trace'; area: 'syscall' | 'mount' | 'cgroup' | 'cni' | 'shim' | 'fs' | 'process'; step: string; detail?: string }
+  | { type: 'trace'; area: 'syscall' | 'mount' | 'cgroup' | 'cni' | 'shim' | 'fs' | 'process' | 'http'; step: string; detail?: string }
   | { type: 'warning'; message: string }
   | { type: 'pull.resolved'; ref: string; digest: string; layers: { digest: string; size: number }[] }
   | { type: 'pull.layer'; ref: string; digest: string; phase: 'waiting' | 'downloading' | 'unpacking' | 'done' | 'cached'; bytes: number; total: number }
