@@ -273,8 +273,8 @@ export interface ResourceFieldRef {
   containerName?: string;
   resource: 'limits.cpu' | 'limits.memory' | 'requests.cpu' | 'requests.memory';
   /**
-   * Divisor as exact rational (numerator / denominator), default 1 (cpu "1" = 1000m → value in
-   * cores rounded up; memory "1" → bytes). Stored as the canonical quantity string too.
+   * Canonical quantity string, default "1". The value exposed is ceil(resource / divisor):
+   * cpu with divisor "1" → cores rounded up, "1m" → millicores; memory "1" → bytes, "1Mi" → MiB.
    */
   divisor: string;
 }
@@ -474,4 +474,41 @@ export interface ManifestSet {
   configMaps: ConfigMapPlan[];
   secrets: SecretPlan[];
   warnings: SpecWarning[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The resolved process (output of resolveProcess() in image-config.ts, input of the shim)
+// ---------------------------------------------------------------------------------------------
+
+/** Capability names WITH the "CAP_" prefix, sorted by capability number. */
+export interface CapabilitySets {
+  bounding: string[];
+  effective: string[];
+  permitted: string[];
+  /** Always empty (containerd dropped inheritable caps for CVE-2022-24769). */
+  inheritable: string[];
+  /** Always empty (Kubernetes has no ambient capabilities). */
+  ambient: string[];
+}
+
+/** Everything the shim needs to exec the container's first process, fully resolved. */
+export interface ProcessSpec {
+  /** argv; args[0] is the program (looked up in PATH of `env` by the shim when not absolute). */
+  args: string[];
+  /** "NAME=value", image Env first, then the container's env overriding by name. */
+  env: string[];
+  /** Absolute working directory. */
+  cwd: string;
+  uid: number;
+  gid: number;
+  /** Supplementary groups: primary gid, /etc/group memberships, fsGroup, supplementalGroups; unique. */
+  additionalGids: number[];
+  /** Set PR_SET_NO_NEW_PRIVS (allowPrivilegeEscalation: false). */
+  noNewPrivileges: boolean;
+  capabilities: CapabilitySets;
+  readonlyRootfs: boolean;
+  privileged: boolean;
+  terminal: boolean;
+  /** Non-fatal remarks (e.g. envFrom keys that are not valid variable names, skipped as kubelet does). */
+  warnings: string[];
 }
