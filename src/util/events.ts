@@ -11,7 +11,11 @@ export type PodrunEvent =
   | { type: 'pull.done'; ref: string; digest: string }
   | { type: 'pod'; pod: string; phase: string; message?: string }
   | { type: 'container'; pod: string; container: string; state: string; reason?: string; exitCode?: number; restartCount?: number; message?: string }
-  | { type: 'log'; pod: string; container: string; stream: 'stdout' | 'stderr'; line: string; time: string };
+  | { type: 'log'; pod: string; container: string; stream: 'stdout' | 'stderr'; line: string; time: string }
+  /** A probe result that changed the container's state, or a failed probe (kubelet's "Unhealthy"). */
+  | { type: 'probe'; pod: string; container: string; probe: 'startup' | 'liveness' | 'readiness'; result: 'success' | 'failure'; message?: string }
+  /** A lifecycle hook ran (postStart / preStop); failures carry kubelet's reason (FailedPostStartHook, FailedPreStopHook). */
+  | { type: 'hook'; pod: string; container: string; hook: 'postStart' | 'preStop'; ok: boolean; reason?: string; message?: string };
 
 export type EventSink = (ev: PodrunEvent) => void;
 
