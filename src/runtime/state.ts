@@ -83,7 +83,8 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o60
   const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const fd = fs.openSync(tmp, 'w', mode);
   try {
-    fs.writeSync(fd, data);
+    if (typeof data === 'string') fs.writeSync(fd, data);
+    else fs.writeSync(fd, data);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -204,7 +205,7 @@ export async function acquireLock(file: string, timeoutMs: number): Promise<() =
       fs.closeSync(fd);
       return () => {
         const holder = readLock(file);
-        if (holder && holder.pid === me.pid && holder.startTime === me.startTime) fs.rmSync(file, { force: true });
+        if (holder && holder !== 'partial' && holder.pid === me.pid && holder.startTime === me.startTime) fs.rmSync(file, { force: true });
       };
     } catch (err) {
       if (nodeErrCode(err) !== 'EEXIST') throw err;
