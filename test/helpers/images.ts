@@ -113,6 +113,9 @@ export function multilayerImage(): Promise<BuiltImage> {
           { type: 'dir', path: 'opq', mode: 0o755 },
           { type: 'opaque', path: 'opq' },
           { type: 'file', path: 'opq/new', content: 'only file left in opq\n' },
+          // Parents are repeated with their modes, as real layers do (else the builder adds 0755 ones).
+          { type: 'dir', path: 'data', mtime: MTIME_A },
+          { type: 'dir', path: 'data/keep', mode: 0o750, uid: 1000, gid: 1000, mtime: MTIME_A },
           { type: 'file', path: 'data/keep/file', content: 'version 2\n', mode: 0o644, uid: 1000, gid: 1000, mtime: MTIME_B },
           { type: 'file', path: 'data/xattr-file', content: 'has a user xattr\n', xattrs: { 'user.podrun.test': 'fixture-value' } },
           { type: 'dir', path: 'dev' },
