@@ -223,8 +223,7 @@ abstract class Base {
   pids(rel: string): number[] {
     const seen = new Set<number>();
     const walk = (dir: string) => {
-      const text = readOpt(path.join(dir, 'cgroup.procs'));
-      if (text === undefined) return;
+      const text = readOpt(path.join(dir, 'cgroup.procs')) ?? '';
       for (const l of text.split('\n')) if (/^\d+$/.test(l.trim())) seen.add(Number(l.trim()));
       for (const e of safeReaddir(dir)) if (e.isDirectory()) walk(path.join(dir, e.name));
     };
