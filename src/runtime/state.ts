@@ -31,24 +31,32 @@ export type Resource =
   | { kind: 'process'; role: string; pid: number; startTime: number }; // a monitor or pause process
 
 export interface ContainerRecord {
+  /** The runtime's id of this run (see containerId()). */
+  id: string;
   name: string;
   kind: 'init' | 'sidecar' | 'app';
-  /** "<pod uid>-<name>-<restart>" — the id the controller and the CRI verbs use. */
-  id: string;
   restartCount: number;
   image: string;
-  imageDigest?: string;
-  state: 'created' | 'running' | 'exited' | 'removed';
+  /** "name@sha256:…" of the image actually run. */
+  imageID?: string;
+  state: 'created' | 'running' | 'exited';
   monitor?: ProcessId;
-  init?: ProcessId; // the container's first process, host pid
+  /** The container's first process, as seen from the host. */
+  init?: ProcessId;
+  createdAt: string;
   startedAt?: string;
   finishedAt?: string;
   exitCode?: number;
-  signal?: string;
+  signal?: number;
   oomKilled?: boolean;
-  reason?: string;
   logPath: string;
   stateDir: string;
+  dataDir: string;
+  cgroupRel: string;
+  /** OOM kills counted in the container cgroup before this run started. */
+  oomBase: number;
+  /** The resolved process (exec uses its user, capabilities and env). */
+  process: import('../spec/plan.js').ProcessSpec;
   stopSignal?: string;
 }
 
@@ -69,6 +77,7 @@ export interface PodState {
   hostname: string;
   cgroup?: { parent: string; pod: string };
   resources: Resource[];
+  /** Container runs by id (exited runs stay until removed). */
   containers: Record<string, ContainerRecord>;
   /** The lifecycle controller's snapshot (restart counts, probe state) for re-adoption. */
   controller?: unknown;

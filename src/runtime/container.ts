@@ -1,0 +1,220 @@
+/**
+ * One container run: from a ContainerPlan + the pulled ImageRecord + the sandbox to a fully
+ * resolved ShimPlan (overlay dirs, namespaces, cgroup, mounts, process), which the native shim
+ * carries out. Each run (restart) gets a fresh writable layer and its own state dir:
+ *   <run>/pods/<key>/containers/<name>/<restart>/{plan,exit,started,rootfs/}
+ *   <root>/pods/<key>_<uid>/containers/<name>/<restart>/{upper,work}
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PodrunError, nodeErrCode } from '../util/errors.js';
+import type { ImageConfig, ImageRecord } from '../image/types.js';
+import type { ContainerPlan, ProcessSpec } from '../spec/plan.js';
+import { DEFAULT_CAPABILITIES as SPEC_DEFAULT_CAPS } from '../spec/capabilities.js';
+import { containerCgroupValues } from '../spec/resources.js';
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type ShimBindMount, type ShimPlan, type ShimProcess } from './shim.js';
+import { containerDataDir, containerLogFile, containerRunDir, etcDir } from './paths.js';
+import { applyCgroupValues, containerCgroupRel, sandboxNamespaces, volumeSource, type RuntimeContext } from './sandbox.js';
+import type { PodState } from './state.js';
+
+/** The runtime's id of one container run. */
+export function containerId(uid: string, name: string, restart: number): string {
+  return crypto.createHash('sha256').update(`${uid}/${name}/${restart}`).digest('hex').slice(0, 16);
+}
+
+export interface RunDirs {
+  stateDir: string;
+  mountPoint: string;
+  dataDir: string;
+  upperDir: string;
+  workDir: string;
+  logPath: string;
+}
+
+export function runDirs(ctx: RuntimeContext, st: PodState, name: string, restart: number): RunDirs {
+  const stateDir = path.join(containerRunDir(ctx.paths, st.key, name), String(restart));
+  const dataDir = path.join(containerDataDir(ctx.paths, st.key, st.uid, name), String(restart));
+  return {
+    stateDir,
+    mountPoint: path.join(stateDir, 'rootfs'),
+    dataDir,
+    upperDir: path.join(dataDir, 'upper'),
+    workDir: path.join(dataDir, 'work'),
+    logPath: containerLogFile(ctx.paths, st.namespace, st.name, st.uid, name, restart),
+  };
+}
+
+/**
+ * A file of the image's root filesystem, read from the layer dirs top-down (the topmost layer
+ * that has the path wins; an overlay whiteout — a 0:0 char device — means deleted).
+ * Used for /etc/passwd and /etc/group: user names are never resolved through NSS.
+ */
+export function readImageFile(image: ImageRecord, file: string): string | undefined {
+  for (const layer of [...image.layers].reverse()) {
+    const p = path.join(layer.dir, file);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch (err) {
+      if (nodeErrCode(err) === 'ENOENT' || nodeErrCode(err) === 'ENOTDIR') continue;
+      throw err;
+    }
+    if (st.isCharacterDevice() && st.rdev === 0) return undefined;
+    if (!st.isFile()) return undefined;
+    return fs.readFileSync(p, 'utf8');
+  }
+  return undefined;
+}
+
+/**
+ * Resolves `sub` inside the volume directory `root` without ever leaving it: each component is
+ * looked at with lstat; a symlink is followed only when its target stays inside the volume;
+ * missing components are created as directories (as kubelet does for subPath).
+ */
+export function resolveSubPath(volume: string, root: string, sub: string): string {
+  if (!sub) return root;
+  if (path.isAbsolute(sub) || sub.split('/').includes('..')) {
+    throw new PodrunError('EINVAL_SPEC', `Cannot use subPath "${sub}" of volume "${volume}": it must be relative without ".."`);
+  }
+  const base = fs.realpathSync(root);
+  const inside = (p: string) => p === base || p.startsWith(base + path.sep);
+  let cur = base;
+  for (const part of sub.split('/').filter((x) => x && x !== '.')) {
+    const next = path.join(cur, part);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(next);
+    } catch (err) {
+      if (nodeErrCode(err) !== 'ENOENT') throw err;
+    }
+    if (!st) {
+      fs.mkdirSync(next, { mode: 0o777 });
+      cur = next;
+      continue;
+    }
+    if (st.isSymbolicLink()) {
+      const target = fs.realpathSync(next);
+      if (!inside(target)) {
+        throw new PodrunError('EHOSTILE', `Cannot use subPath "${sub}" of volume "${volume}": "${part}" is a symlink that leaves the volume`);
+      }
+      cur = target;
+    } else cur = next;
+  }
+  return cur;
+}
+
+/** The bind mounts of a container: /etc files of the pod, then its volumeMounts in order. */
+export function containerMounts(ctx: RuntimeContext, st: PodState, c: ContainerPlan): ShimBindMount[] {
+  const etc = etcDir(ctx.paths, st.key);
+  const mounts: ShimBindMount[] = [
+    { source: path.join(etc, 'hosts'), target: '/etc/hosts', readOnly: false, recursive: false },
+    { source: path.join(etc, 'hostname'), target: '/etc/hostname', readOnly: false, recursive: false },
+    { source: path.join(etc, 'resolv.conf'), target: '/etc/resolv.conf', readOnly: false, recursive: false },
+  ];
+  for (const m of c.volumeMounts) {
+    const v = st.plan.volumes.find((x) => x.name === m.name);
+    if (!v) {
+      throw new PodrunError('EINVAL_SPEC', `Cannot mount volume "${m.name}" in container "${c.name}": the pod has no volume of that name`);
+    }
+    const root = volumeSource(ctx.paths, st, v);
+    const projected = v.kind === 'configMap' || v.kind === 'secret' || v.kind === 'downwardAPI';
+    mounts.push({ source: resolveSubPath(m.name, root, m.subPath), target: m.mountPath, readOnly: m.readOnly || projected, recursive: true });
+  }
+  return mounts;
+}
+
+/** The process with ShimProcess's shape (ProcessSpec is structurally a superset). */
+export function shimProcess(p: ProcessSpec): ShimProcess {
+  return {
+    args: p.args,
+    env: p.env,
+    cwd: p.cwd,
+    uid: p.uid,
+    gid: p.gid,
+    additionalGids: p.additionalGids,
+    noNewPrivileges: p.noNewPrivileges,
+    capabilities: p.capabilities,
+  };
+}
+
+export interface BuildPlanInput {
+  ctx: RuntimeContext;
+  st: PodState;
+  container: ContainerPlan;
+  image: ImageRecord;
+  process: ProcessSpec;
+  restart: number;
+}
+
+/** Creates the run's dirs and cgroup and returns the ShimPlan (nothing is started). */
+export function buildShimPlan(i: BuildPlanInput): { plan: ShimPlan; dirs: RunDirs; cgroupRel: string } {
+  const { ctx, st, container: c, image, process: proc } = i;
+  const dirs = runDirs(ctx, st, c.name, i.restart);
+  for (const d of [dirs.stateDir, dirs.mountPoint, dirs.upperDir, dirs.workDir, path.dirname(dirs.logPath)]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  fs.chmodSync(path.dirname(dirs.logPath), 0o755);
+  const rel = containerCgroupRel(ctx, st.key, c.name);
+  ctx.cgroups.create(rel);
+  applyCgroupValues(ctx.cgroups, rel, containerCgroupValues(c));
+  const privileged = proc.privileged;
+  const plan: ShimPlan = {
+    containerId: `${st.name}/${c.name}`,
+    stateDir: dirs.stateDir,
+    logPath: dirs.logPath,
+    rootfs: {
+      lowerDirs: image.layers.map((l) => l.dir).reverse(),
+      upperDir: dirs.upperDir,
+      workDir: dirs.workDir,
+      mountPoint: dirs.mountPoint,
+      readOnly: proc.readonlyRootfs,
+    },
+    namespaces: sandboxNamespaces(ctx, st),
+    cgroupProcs: ctx.cgroups.procsFiles(rel),
+    cgroupMount: ctx.cgroups.mountPlan(),
+    shmSource: path.join(ctx.paths.runRoot, 'pods', st.key, 'shm'),
+    mounts: containerMounts(ctx, st, c),
+    maskedPaths: privileged ? [] : DEFAULT_MASKED_PATHS,
+    readonlyPaths: privileged ? [] : DEFAULT_READONLY_PATHS,
+    sysctls: st.plan.securityContext.sysctls,
+    sysReadWrite: privileged,
+    process: shimProcess(proc),
+  };
+  return { plan, dirs, cgroupRel: rel };
+}
+
+/**
+ * A minimal resolution of the process (command/args against Entrypoint/Cmd, image Env then
+ * container `value` env, WorkingDir, numeric or root user, default capabilities). Used only when
+ * src/spec/image-config.ts (the full kubelet semantics) is not available.
+ */
+export function basicProcess(c: ContainerPlan, cfg: ImageConfig): ProcessSpec {
+  const entry = cfg.Entrypoint ?? [];
+  const cmd = cfg.Cmd ?? [];
+  const args = c.command ? [...c.command, ...(c.args ?? [])] : c.args ? [...entry, ...c.args] : [...entry, ...cmd];
+  if (args.length === 0) throw new PodrunError('EINVAL_SPEC', `Cannot start container "${c.name}": neither the pod nor the image gives a command`);
+  const env = new Map<string, string>();
+  for (const e of cfg.Env ?? []) {
+    const i = e.indexOf('=');
+    env.set(i < 0 ? e : e.slice(0, i), i < 0 ? '' : e.slice(i + 1));
+  }
+  if (!env.has('PATH')) env.set('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  for (const e of c.env) if (e.kind === 'value') env.set(e.name, e.value);
+  const [u, g] = (cfg.User ?? '').split(':');
+  const uid = c.securityContext.runAsUser ?? (/^\d+$/.test(u ?? '') ? Number(u) : 0);
+  const gid = c.securityContext.runAsGroup ?? (/^\d+$/.test(g ?? '') ? Number(g) : 0);
+  const caps = [...SPEC_DEFAULT_CAPS].map((x) => (x.startsWith('CAP_') ? x : `CAP_${x}`));
+  return {
+    args,
+    env: [...env].map(([k, v]) => `${k}=${v}`),
+    cwd: c.workingDir ?? (cfg.WorkingDir || '/'),
+    uid,
+    gid,
+    additionalGids: [gid],
+    noNewPrivileges: c.securityContext.allowPrivilegeEscalation === false,
+    capabilities: { bounding: caps, effective: uid === 0 ? caps : [], permitted: caps, inheritable: [], ambient: [] },
+    readonlyRootfs: c.securityContext.readOnlyRootFilesystem,
+    privileged: c.securityContext.privileged,
+    terminal: c.tty,
+    warnings: [],
+  };
+}

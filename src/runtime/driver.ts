@@ -1,0 +1,288 @@
+/**
+ * The runtime's ContainerDriver (src/runtime/controller/driver.ts): how the lifecycle controller's
+ * decisions become processes. One PodDriver per pod; it owns that pod's state file entries for
+ * container runs and writes them before and after each step.
+ *
+ * Exit detection: the native monitor writes <stateDir>/exit when the container ends (also when
+ * this Node process was gone meanwhile); waitExit watches the directory (inotify) with a slow
+ * poll as a fallback. OOMKilled comes from the container cgroup's OOM kill counter, compared
+ * with its value when the run started — never guessed from exit code 137.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { PodrunError, nodeErrCode } from '../util/errors.js';
+import { trace } from '../util/events.js';
+import type { ImageRecord } from '../image/types.js';
+import type { ContainerPlan, ProcessSpec, PullPolicy } from '../spec/plan.js';
+import type { ContainerDriver, ContainerExit, ContainerKind, ExecResult, StartedContainer } from './controller/driver.js';
+import { withReason } from './controller/driver.js';
+import { execInContainer, isSameProcess, readExitStatus, startContainerProcess } from './shim.js';
+import { basicProcess, buildShimPlan, containerId, readImageFile, runDirs } from './container.js';
+import { pinDir } from './paths.js';
+import { removeDir, type RuntimeContext } from './sandbox.js';
+import { writeState, type ContainerRecord, type PodState } from './state.js';
+import path from 'node:path';
+
+export interface ImageProvider {
+  ensureImage(ref: string, pullPolicy: PullPolicy): Promise<ImageRecord>;
+}
+
+/** Resolves the container's process from the plan, the image config and the image's files. */
+export type ProcessResolver = (st: PodState, c: ContainerPlan, image: ImageRecord) => ProcessSpec | Promise<ProcessSpec>;
+
+export interface PodDriverOptions {
+  images: ImageProvider;
+  resolveProcess?: ProcessResolver;
+  /** Pull policy used for the first start of each container (e.g. 'IfNotPresent' when the CLI
+   * already pulled the images); later restarts use the container's own policy. */
+  firstPullPolicy?: PullPolicy;
+  /** Called after the state changed (default: write state.json). */
+  save?: () => void;
+}
+
+export class PodDriver implements ContainerDriver {
+  private readonly images = new Map<string, ImageRecord>();
+  private readonly pulledOnce = new Set<string>();
+
+  constructor(
+    readonly ctx: RuntimeContext,
+    readonly st: PodState,
+    private readonly opts: PodDriverOptions,
+  ) {}
+
+  private save(): void {
+    if (this.opts.save) this.opts.save();
+    else writeState(this.ctx.paths, this.st);
+  }
+
+  private container(name: string): ContainerPlan {
+    const c = [...this.st.plan.initContainers, ...this.st.plan.containers].find((x) => x.name === name);
+    if (!c) throw new PodrunError('ENOTFOUND', `Cannot find container "${name}" in pod "${this.st.name}"`);
+    return c;
+  }
+
+  record(id: string): ContainerRecord {
+    const r = this.st.containers[id];
+    if (!r) throw new PodrunError('ENOTFOUND', `Cannot find container "${id}" in pod "${this.st.name}"`);
+    return r;
+  }
+
+  async ensureImage(c: ContainerPlan): Promise<ImageRecord> {
+    const policy = !this.pulledOnce.has(c.name) && this.opts.firstPullPolicy ? this.opts.firstPullPolicy : c.imagePullPolicy;
+    const img = await this.opts.images.ensureImage(c.image, policy);
+    this.pulledOnce.add(c.name);
+    this.images.set(c.name, img);
+    return img;
+  }
+
+  /** Prepares a run (image, process, dirs, cgroup, plan) and records it as 'created'. */
+  async create(name: string, kind: ContainerKind, restartCount: number): Promise<{ rec: ContainerRecord; plan: ReturnType<typeof buildShimPlan>['plan'] }> {
+    const c = this.container(name);
+    const image = await this.ensureImage(c);
+    let proc: ProcessSpec;
+    try {
+      proc = await (this.opts.resolveProcess ?? defaultResolver)(this.st, c, image);
+    } catch (err) {
+      throw withReason(err as Error, 'CreateContainerConfigError');
+    }
+    const id = containerId(this.st.uid, name, restartCount);
+    const dirs = runDirs(this.ctx, this.st, name, restartCount);
+    const rec: ContainerRecord = {
+      id,
+      name,
+      kind,
+      restartCount,
+      image: c.image,
+      imageID: `${(image.names[0] ?? c.image).replace(/[:@].*$/, '')}@${image.digest}`,
+      state: 'created',
+      createdAt: new Date().toISOString(),
+      logPath: dirs.logPath,
+      stateDir: dirs.stateDir,
+      dataDir: dirs.dataDir,
+      cgroupRel: '',
+      oomBase: 0,
+      process: proc,
+      stopSignal: image.config.StopSignal,
+    };
+    // recorded before anything is created: dirs, cgroup and monitor are found through it
+    this.st.containers[id] = rec;
+    this.save();
+    const built = buildShimPlan({ ctx: this.ctx, st: this.st, container: c, image, process: proc, restart: restartCount });
+    rec.cgroupRel = built.cgroupRel;
+    rec.oomBase = this.ctx.cgroups.stats(built.cgroupRel).oomKills ?? 0;
+    this.save();
+    return { rec, plan: built.plan };
+  }
+
+  async start(name: string, kind: ContainerKind, restartCount: number): Promise<StartedContainer> {
+    const { rec, plan } = await this.create(name, kind, restartCount);
+    return this.startCreated(rec, plan);
+  }
+
+  async startCreated(rec: ContainerRecord, plan: ReturnType<typeof buildShimPlan>['plan']): Promise<StartedContainer> {
+    const p = await startContainerProcess(plan, { sink: this.ctx.events });
+    rec.monitor = { pid: p.monitorPid, startTime: 0 };
+    try {
+      rec.monitor.startTime = Number(fs.readFileSync(`/proc/${p.monitorPid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19] ?? 0);
+    } catch {
+      /* the monitor already left (a very short container) */
+    }
+    rec.init = { pid: p.pid, startTime: p.startTime };
+    rec.state = 'running';
+    rec.startedAt = new Date().toISOString();
+    this.save();
+    return { id: rec.id, pid: p.pid, startedAt: new Date(rec.startedAt), imageID: rec.imageID };
+  }
+
+  /** The exit of a run, if it has ended (from the monitor's exit file). */
+  checkExit(id: string): ContainerExit | undefined {
+    const rec = this.record(id);
+    if (rec.state === 'exited') return exitOf(rec);
+    if (rec.state === 'created') return undefined;
+    const ex = readExitStatus(rec.stateDir);
+    if (ex) {
+      const oom = (this.ctx.cgroups.exists(rec.cgroupRel) ? (this.ctx.cgroups.stats(rec.cgroupRel).oomKills ?? 0) : 0) > rec.oomBase;
+      rec.state = 'exited';
+      rec.exitCode = ex.exitCode;
+      rec.signal = ex.signal;
+      rec.oomKilled = oom && (ex.signal === 9 || ex.exitCode === 137);
+      rec.finishedAt = ex.finishedAt;
+      this.save();
+      trace(this.ctx.events, 'process', 'exited', `${rec.name} ${ex.exitCode}${rec.oomKilled ? ' (OOMKilled)' : ''}`);
+      return exitOf(rec);
+    }
+    // the monitor and the container are gone without an exit file (killed by hand, or by gc)
+    if (rec.monitor && !isSameProcess(rec.monitor.pid, rec.monitor.startTime) && rec.init && !isSameProcess(rec.init.pid, rec.init.startTime)) {
+      if (readExitStatus(rec.stateDir)) return this.checkExit(id);
+      rec.state = 'exited';
+      rec.exitCode = 137;
+      rec.signal = 9;
+      rec.oomKilled = false;
+      rec.finishedAt = new Date().toISOString();
+      this.save();
+      return exitOf(rec);
+    }
+    return undefined;
+  }
+
+  waitExit(id: string): Promise<ContainerExit> {
+    const first = this.checkExit(id);
+    if (first) return Promise.resolve(first);
+    const rec = this.record(id);
+    return new Promise((resolve, reject) => {
+      let watcher: fs.FSWatcher | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const check = () => {
+        try {
+          const ex = this.checkExit(id);
+          if (!ex) return;
+          watcher?.close();
+          if (timer) clearInterval(timer);
+          resolve(ex);
+        } catch (err) {
+          watcher?.close();
+          if (timer) clearInterval(timer);
+          reject(err);
+        }
+      };
+      try {
+        watcher = fs.watch(rec.stateDir, () => check());
+        watcher.on('error', () => {});
+      } catch {
+        /* no inotify: the poll below does it */
+      }
+      timer = setInterval(check, 1000);
+      check();
+    });
+  }
+
+  async signal(id: string, signal: NodeJS.Signals | number): Promise<void> {
+    const rec = this.record(id);
+    if (rec.state !== 'running' || !rec.init) return;
+    if (!isSameProcess(rec.init.pid, rec.init.startTime)) return;
+    trace(this.ctx.events, 'process', 'kill', `${rec.name} pid ${rec.init.pid} ${signal}`);
+    try {
+      process.kill(rec.init.pid, signal);
+    } catch (err) {
+      if (nodeErrCode(err) !== 'ESRCH') throw err;
+    }
+  }
+
+  async exec(id: string, argv: string[], timeoutMs: number): Promise<ExecResult> {
+    const r = await this.execCapture(id, argv, { timeoutMs });
+    return { exitCode: r.exitCode, output: r.stdout.toString('utf8') + r.stderr.toString('utf8'), timedOut: r.timedOut };
+  }
+
+  /** Runs a command in a running container, capturing stdout and stderr. */
+  async execCapture(id: string, argv: string[], o: { timeoutMs?: number; input?: string | Buffer } = {}) {
+    const rec = this.record(id);
+    if (rec.state !== 'running' || !rec.init) throw new PodrunError('ENOTFOUND', `Cannot exec in container "${rec.name}": it is not running`);
+    return execInContainer(
+      { pid: rec.init.pid, startTime: rec.init.startTime, cgroupProcs: this.ctx.cgroups.procsFiles(rec.cgroupRel), process: { ...rec.process, args: argv } },
+      { stdio: 'capture', timeoutMs: o.timeoutMs, input: o.input, sink: this.ctx.events },
+    );
+  }
+
+  async remove(id: string): Promise<void> {
+    const rec = this.st.containers[id];
+    if (!rec) return;
+    if (rec.state === 'running') {
+      await this.signal(id, 'SIGKILL');
+      await this.waitExit(id);
+    }
+    removeDir(this.ctx.sys, rec.stateDir, this.ctx.events);
+    removeDir(this.ctx.sys, rec.dataDir, this.ctx.events);
+    delete this.st.containers[id];
+    this.save();
+  }
+
+  network(): { netnsPath?: string; podIP?: string } {
+    if (this.st.plan.hostNetwork) return { podIP: this.st.podIP };
+    return { netnsPath: path.join(pinDir(this.ctx.paths, this.st.key), 'net'), podIP: this.st.podIP };
+  }
+
+  stopSignal(name: string): NodeJS.Signals | number {
+    const img = this.images.get(name);
+    const recs = Object.values(this.st.containers).filter((r) => r.name === name);
+    const s = img?.config.StopSignal ?? recs[recs.length - 1]?.stopSignal;
+    return parseSignal(s) ?? 'SIGTERM';
+  }
+}
+
+/** "SIGQUIT", "QUIT" or "3" → a signal; undefined when empty or unknown. */
+export function parseSignal(s: string | undefined): NodeJS.Signals | number | undefined {
+  if (!s) return undefined;
+  if (/^\d+$/.test(s)) return Number(s);
+  const name = (s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`) as NodeJS.Signals;
+  return name in os.constants.signals ? name : undefined;
+}
+
+function exitOf(rec: ContainerRecord): ContainerExit {
+  return {
+    exitCode: rec.exitCode ?? 255,
+    ...(rec.signal ? { signal: rec.signal } : {}),
+    oomKilled: rec.oomKilled ?? false,
+    finishedAt: new Date(rec.finishedAt ?? Date.now()),
+  };
+}
+
+let specResolver: ProcessResolver | null | undefined;
+
+/** src/spec/image-config.ts's resolveProcess when present, else basicProcess. */
+async function defaultResolver(st: PodState, c: ContainerPlan, image: ImageRecord): Promise<ProcessSpec> {
+  if (specResolver === undefined) {
+    try {
+      const mod = (await import(/* optional */ '../spec/image-config.js' as string)) as Record<string, unknown>;
+      specResolver = typeof mod.resolveProcess === 'function' ? adaptSpecResolver(mod.resolveProcess as (...a: unknown[]) => ProcessSpec) : null;
+    } catch {
+      specResolver = null;
+    }
+  }
+  if (specResolver) return specResolver(st, c, image);
+  return basicProcess(c, image.config);
+}
+
+function adaptSpecResolver(fn: (...a: unknown[]) => ProcessSpec): ProcessResolver {
+  return (st, c, image) =>
+    fn(st.plan, c, image.config, { passwd: readImageFile(image, '/etc/passwd'), group: readImageFile(image, '/etc/group') }, { podIP: st.podIP, nodeName: os.hostname() });
+}
