@@ -1,1 +1,14 @@
-export {};
+/**
+ * spec/: Kubernetes manifests → plain plans. Nothing below this module sees Kubernetes shapes.
+ *
+ *   parseManifests(text, { source })      YAML → ManifestSet { pods, configMaps, secrets, warnings }
+ *   resolveProcess(pod, c, image, files, extras) → ProcessSpec for the shim
+ *   cgroupValues / containerCgroupValues / podCgroupValues → cgroup v1/v2 control-file values
+ */
+export * from './plan.js';
+export { parseManifests, SpecError, formatProblem, formatWarning, formatPath, defaultPullPolicy, defaultHostname, parseFieldPath, metadataFieldValue, formatKeyValues, resolveFiles } from './parse.js';
+export type { ParseOptions, PodMetadataFacts } from './parse.js';
+export * from './quantity.js';
+export * from './resources.js';
+export * from './capabilities.js';
+export * from './image-config.js';
