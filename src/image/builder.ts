@@ -7,8 +7,9 @@
  *   const img = await buildImage({ layers: [{ entries: [{ type: 'file', path: 'hello', content: 'hi' }] }], config: { Cmd: ['sh'] } });
  *   await pushImage('127.0.0.1:5000/demo:1', img);
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, type Stats } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -410,4 +411,43 @@ export async function disposeImage(built: BuiltImage | BuiltIndex): Promise<void
 export async function hostFile(path: string, dest: string, meta: EntryMeta = {}): Promise<EntrySpec> {
   const st = await lstat(path);
   return { type: 'file', path: dest, content: await readFile(path), mode: meta.mode ?? st.mode & 0o7777, ...meta };
+}
+
+export const BUSYBOX_PASSWD = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000:app:/home/app:/bin/sh\n';
+export const BUSYBOX_GROUP = 'root:x:0:\nnobody:x:65534:\napp:x:1000:\n';
+
+/** The applets a static busybox offers (`busybox --list`), without "busybox" itself. */
+export function busyboxApplets(bin = '/bin/busybox'): string[] {
+  return execFileSync(bin, ['--list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && s !== 'busybox' && /^[A-Za-z0-9_.[\]-]+$/.test(s));
+}
+
+/**
+ * A busybox image from a static busybox binary (Debian's busybox-static): /bin/busybox, one
+ * /bin symlink per applet, /etc/passwd and /etc/group (root, nobody, app 1000:1000), /tmp 1777,
+ * /root, /home/app; Cmd ["sh"]. Used by the test fixtures and `scripts/local-registry.mjs seed`.
+ */
+export function busyboxImageSpec(bin = '/bin/busybox'): ImageSpec {
+  const entries: EntrySpec[] = [
+    { type: 'dir', path: 'bin' },
+    { type: 'file', path: 'bin/busybox', content: readFileSync(bin), mode: 0o755 },
+    ...busyboxApplets(bin).map((a): EntrySpec => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
+    { type: 'dir', path: 'etc' },
+    { type: 'file', path: 'etc/passwd', content: BUSYBOX_PASSWD },
+    { type: 'file', path: 'etc/group', content: BUSYBOX_GROUP },
+    { type: 'dir', path: 'tmp', mode: 0o1777 },
+    { type: 'dir', path: 'root', mode: 0o700 },
+    { type: 'dir', path: 'home' },
+    { type: 'dir', path: 'home/app', uid: 1000, gid: 1000 },
+    { type: 'dir', path: 'var' },
+    { type: 'dir', path: 'proc', mode: 0o555 },
+    { type: 'dir', path: 'sys', mode: 0o555 },
+    { type: 'dir', path: 'dev' },
+  ];
+  return {
+    layers: [{ entries, createdBy: `podrun: busybox from ${bin}` }],
+    config: { Cmd: ['sh'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+  };
 }

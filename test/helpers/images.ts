@@ -11,55 +11,30 @@
  *   const reg = await startTestRegistry();
  *   const refs = await seedFixtures(reg.host);     // refs.busybox = "127.0.0.1:PORT/library/busybox:latest"
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { buildImage, buildIndex, pushImage, type BuiltImage, type BuiltIndex, type EntrySpec, type PushOptions } from '../../src/image/builder.js';
+import {
+  BUSYBOX_GROUP,
+  BUSYBOX_PASSWD,
+  buildImage,
+  buildIndex,
+  busyboxApplets,
+  busyboxImageSpec,
+  pushImage,
+  type BuiltImage,
+  type BuiltIndex,
+  type PushOptions,
+} from '../../src/image/builder.js';
 
 export const HOST_BUSYBOX = '/bin/busybox';
 
-export const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000:app:/home/app:/bin/sh\n';
-export const GROUP = 'root:x:0:\nnobody:x:65534:\napp:x:1000:\n';
-
-/** The applets the host busybox offers (the busybox fixture has one /bin symlink per name). */
-export function busyboxApplets(bin = HOST_BUSYBOX): string[] {
-  const out = execFileSync(bin, ['--list'], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .map((s) => s.trim())
-    .filter((s) => s !== '' && s !== 'busybox' && /^[A-Za-z0-9_.[\]-]+$/.test(s));
-}
-
-/** The entries of the busybox layer (exported so other fixtures can extend it). */
-export function busyboxEntries(bin = HOST_BUSYBOX): EntrySpec[] {
-  const entries: EntrySpec[] = [
-    { type: 'dir', path: 'bin' },
-    { type: 'file', path: 'bin/busybox', content: readFileSync(bin), mode: 0o755 },
-  ];
-  for (const a of busyboxApplets(bin)) entries.push({ type: 'symlink', path: `bin/${a}`, target: 'busybox' });
-  entries.push(
-    { type: 'dir', path: 'etc' },
-    { type: 'file', path: 'etc/passwd', content: PASSWD },
-    { type: 'file', path: 'etc/group', content: GROUP },
-    { type: 'dir', path: 'tmp', mode: 0o1777 },
-    { type: 'dir', path: 'root', mode: 0o700 },
-    { type: 'dir', path: 'home' },
-    { type: 'dir', path: 'home/app', uid: 1000, gid: 1000 },
-    { type: 'dir', path: 'var' },
-    { type: 'dir', path: 'proc', mode: 0o555 },
-    { type: 'dir', path: 'sys', mode: 0o555 },
-    { type: 'dir', path: 'dev' },
-  );
-  return entries;
-}
+export const PASSWD = BUSYBOX_PASSWD;
+export const GROUP = BUSYBOX_GROUP;
+export { busyboxApplets };
 
 let busyboxCache: Promise<BuiltImage> | undefined;
 
 /** The busybox fixture image (built once per process). */
 export function busyboxImage(): Promise<BuiltImage> {
-  busyboxCache ??= buildImage({
-    layers: [{ entries: busyboxEntries(), createdBy: 'podrun fixture: busybox-static' }],
-    config: { Cmd: ['sh'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
-  });
+  busyboxCache ??= buildImage(busyboxImageSpec(HOST_BUSYBOX));
   return busyboxCache;
 }
 
