@@ -282,12 +282,11 @@ export async function teardownPodNetwork(o: NetworkOptions, id: string, netnsPat
       errors.push(err);
     }
   }
-  if (!alive) {
-    for (const plugin of list.plugins) {
-      if (plugin.type !== 'bridge' || !plugin.ipMasq) continue;
-      const r = await removeMasq(list.name, id, o.events);
-      if (r.error) errors.push(new PodrunError('ECNI', `Cannot ${what}: cannot remove the masquerade rule: ${r.error}`));
-    }
+  // the bridge plugin leaves its masquerade rule behind when the netns or eth0 is already gone
+  for (const plugin of list.plugins) {
+    if (plugin.type !== 'bridge' || !plugin.ipMasq) continue;
+    const r = await removeMasq(list.name, id, ipFamilies(rec.result, list), o.events);
+    if (r.error) errors.push(new PodrunError('ECNI', `Cannot ${what}: cannot remove the masquerade rule: ${r.error}`));
   }
   if (errors.length) {
     throw new PodrunError('ECNI', errors.length === 1 ? errors[0].message : `Cannot ${what}: ${errors.length} plugins failed: ${errors.map((e) => e.message).join('; ')}`, {
@@ -297,6 +296,13 @@ export async function teardownPodNetwork(o: NetworkOptions, id: string, netnsPat
   }
   await removeCache(o.runRoot, id);
   trace(o.events, 'cni', 'detached', `${rec.namespace}/${rec.name} network=${list.name}`);
+}
+
+/** Which IP families an attachment used: from the cached result, else from the list's subnets. */
+function ipFamilies(result: unknown, list: Conflist): { v4: boolean; v6: boolean } {
+  const addrs = ((result as CniResult | undefined)?.ips ?? []).map((a) => a.address ?? '');
+  const text = addrs.length ? addrs.join(' ') : JSON.stringify(list.plugins.map((p) => p.ipam ?? {}));
+  return { v4: /\d+\.\d+\.\d+\.\d+/.test(text), v6: /[0-9a-f]*:[0-9a-f]*:/i.test(text) };
 }
 
 /** Tear down every cached attachment whose pod id is not in `keep` (for `podrun gc`). Returns the ids removed. */

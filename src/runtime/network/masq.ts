@@ -1,7 +1,7 @@
 /**
- * The bridge plugin removes its IP-masquerade rule only when it can still enter the pod's network
- * namespace (it learns the pod IP from the interface). When the namespace is already gone, podrun
- * removes that rule itself: the chain and comment are the plugin's own naming scheme
+ * The bridge plugin (1.1.1) removes its IP-masquerade rule only when it still finds the pod's
+ * interface (it learns the pod IP from it). When the namespace or the interface is already gone, the
+ * rule would leak, so after every DEL podrun removes what is left itself: the chain and comment are the plugin's own naming scheme
  * (chain "CNI-" + sha512(network + id) cut to 28 chars, comment `name: "<net>" id: "<id>"`).
  */
 import { execFile } from 'node:child_process';
@@ -28,14 +28,14 @@ export function iptables(args: string[], v6 = false): Promise<{ code: number; st
  * Remove the nat POSTROUTING jumps to the pod's masquerade chain and the chain itself, if present.
  * Returns the rules removed (for traces and tests). Errors other than "not there" are returned as text.
  */
-export async function removeMasq(network: string, id: string, events?: EventSink): Promise<{ removed: number; error?: string }> {
+export async function removeMasq(network: string, id: string, families: { v4: boolean; v6: boolean }, events?: EventSink): Promise<{ removed: number; error?: string }> {
   const chain = masqChainName(network, id);
   const comment = masqComment(network, id);
   let removed = 0;
   for (const v6 of [false, true]) {
+    if (v6 ? !families.v6 : !families.v4) continue;
     const list = await iptables(['-t', 'nat', '-S', 'POSTROUTING'], v6);
     if (list.code !== 0) {
-      if (v6) continue; // no ip6tables: nothing of ours can be there
       return { removed, error: list.stderr.trim() };
     }
     for (const line of list.stdout.split('\n')) {
