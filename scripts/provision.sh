@@ -2,7 +2,8 @@
 # Provisions a Debian 12 machine for podrun, as root. Runnable on its own; used by the Vagrantfile
 # and (with --guest-image) by scripts/vm/build-image.sh inside the chroot of the QEMU test guest.
 #
-#   scripts/provision.sh [--packages-file FILE] [--exclude "pkg ..."] [--guest-image] [--checkout DIR]
+#   scripts/provision.sh [--packages-file FILE] [--exclude "pkg ..."] [--skip-packages]
+#                        [--guest-image] [--checkout DIR]
 #
 # Steps, each skipped when already done:
 #   1. apt packages: every line of scripts/host-packages.txt (comments dropped) minus --exclude,
@@ -27,14 +28,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 packages_file=$here/host-packages.txt
 exclude=""
 guest_image=0
+skip_packages=0
 checkout=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --packages-file) packages_file=$2; shift 2 ;;
     --exclude) exclude=$2; shift 2 ;;
     --guest-image) guest_image=1; shift ;;
+    --skip-packages) skip_packages=1; shift ;;
     --checkout) checkout=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "provision: Cannot parse argument: \"$1\"" >&2; exit 2 ;;
   esac
 done
@@ -84,7 +87,7 @@ fetch_checked() {
 }
 
 install_node() {
-  if command -v node >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then
+  if command -v node >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -ge 20 ]; then
     say "node $(node --version) already on PATH"; return
   fi
   command -v curl >/dev/null || apt-get install -y -qq --no-install-recommends curl >/dev/null
@@ -115,7 +118,7 @@ report_cgroups() {
   fi
 }
 
-install_packages
+[ "$skip_packages" = 1 ] || install_packages
 if [ "$guest_image" = 0 ]; then
   install_node
   report_cgroups
