@@ -9,9 +9,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PodrunError, nodeErrCode } from '../util/errors.js';
-import type { ImageConfig, ImageRecord } from '../image/types.js';
+import type { ImageRecord } from '../image/types.js';
 import type { ContainerPlan, ProcessSpec } from '../spec/plan.js';
-import { DEFAULT_CAPABILITIES as SPEC_DEFAULT_CAPS } from '../spec/capabilities.js';
 import { containerCgroupValues } from '../spec/resources.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type ShimBindMount, type ShimPlan, type ShimProcess } from './shim.js';
 import { containerDataDir, containerLogFile, containerRunDir, etcDir } from './paths.js';
@@ -180,41 +179,4 @@ export function buildShimPlan(i: BuildPlanInput): { plan: ShimPlan; dirs: RunDir
     process: shimProcess(proc),
   };
   return { plan, dirs, cgroupRel: rel };
-}
-
-/**
- * A minimal resolution of the process (command/args against Entrypoint/Cmd, image Env then
- * container `value` env, WorkingDir, numeric or root user, default capabilities). Used only when
- * src/spec/image-config.ts (the full kubelet semantics) is not available.
- */
-export function basicProcess(c: ContainerPlan, cfg: ImageConfig): ProcessSpec {
-  const entry = cfg.Entrypoint ?? [];
-  const cmd = cfg.Cmd ?? [];
-  const args = c.command ? [...c.command, ...(c.args ?? [])] : c.args ? [...entry, ...c.args] : [...entry, ...cmd];
-  if (args.length === 0) throw new PodrunError('EINVAL_SPEC', `Cannot start container "${c.name}": neither the pod nor the image gives a command`);
-  const env = new Map<string, string>();
-  for (const e of cfg.Env ?? []) {
-    const i = e.indexOf('=');
-    env.set(i < 0 ? e : e.slice(0, i), i < 0 ? '' : e.slice(i + 1));
-  }
-  if (!env.has('PATH')) env.set('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
-  for (const e of c.env) if (e.kind === 'value') env.set(e.name, e.value);
-  const [u, g] = (cfg.User ?? '').split(':');
-  const uid = c.securityContext.runAsUser ?? (/^\d+$/.test(u ?? '') ? Number(u) : 0);
-  const gid = c.securityContext.runAsGroup ?? (/^\d+$/.test(g ?? '') ? Number(g) : 0);
-  const caps = [...SPEC_DEFAULT_CAPS].map((x) => (x.startsWith('CAP_') ? x : `CAP_${x}`));
-  return {
-    args,
-    env: [...env].map(([k, v]) => `${k}=${v}`),
-    cwd: c.workingDir ?? (cfg.WorkingDir || '/'),
-    uid,
-    gid,
-    additionalGids: [gid],
-    noNewPrivileges: c.securityContext.allowPrivilegeEscalation === false,
-    capabilities: { bounding: caps, effective: uid === 0 ? caps : [], permitted: caps, inheritable: [], ambient: [] },
-    readonlyRootfs: c.securityContext.readOnlyRootFilesystem,
-    privileged: c.securityContext.privileged,
-    terminal: c.tty,
-    warnings: [],
-  };
 }

@@ -17,7 +17,8 @@ import type { ContainerPlan, ProcessSpec, PullPolicy } from '../spec/plan.js';
 import type { ContainerDriver, ContainerExit, ContainerKind, ExecResult, StartedContainer } from './controller/driver.js';
 import { withReason } from './controller/driver.js';
 import { execInContainer, isSameProcess, readExitStatus, startContainerProcess } from './shim.js';
-import { basicProcess, buildShimPlan, containerId, readImageFile, runDirs } from './container.js';
+import { buildShimPlan, containerId, readImageFile, runDirs } from './container.js';
+import { hostNodeFacts, resolveProcess } from '../spec/image-config.js';
 import { pinDir } from './paths.js';
 import { removeDir, type RuntimeContext } from './sandbox.js';
 import { writeState, type ContainerRecord, type PodState } from './state.js';
@@ -266,23 +267,13 @@ function exitOf(rec: ContainerRecord): ContainerExit {
   };
 }
 
-let specResolver: ProcessResolver | null | undefined;
-
-/** src/spec/image-config.ts's resolveProcess when present, else basicProcess. */
-async function defaultResolver(st: PodState, c: ContainerPlan, image: ImageRecord): Promise<ProcessSpec> {
-  if (specResolver === undefined) {
-    try {
-      const mod = (await import(/* optional */ '../spec/image-config.js' as string)) as Record<string, unknown>;
-      specResolver = typeof mod.resolveProcess === 'function' ? adaptSpecResolver(mod.resolveProcess as (...a: unknown[]) => ProcessSpec) : null;
-    } catch {
-      specResolver = null;
-    }
-  }
-  if (specResolver) return specResolver(st, c, image);
-  return basicProcess(c, image.config);
-}
-
-function adaptSpecResolver(fn: (...a: unknown[]) => ProcessSpec): ProcessResolver {
-  return (st, c, image) =>
-    fn(st.plan, c, image.config, { passwd: readImageFile(image, '/etc/passwd'), group: readImageFile(image, '/etc/group') }, { podIP: st.podIP, nodeName: os.hostname() });
+/** kubelet's semantics from src/spec/image-config.ts, with the image's /etc/passwd and /etc/group. */
+function defaultResolver(st: PodState, c: ContainerPlan, image: ImageRecord): ProcessSpec {
+  return resolveProcess(
+    st.plan,
+    c,
+    image.config,
+    { passwd: readImageFile(image, '/etc/passwd'), group: readImageFile(image, '/etc/group') },
+    { manifests: st.manifests ?? { configMaps: [], secrets: [] }, podIP: st.podIP ?? '', podIPs: st.podIP ? [st.podIP] : [], node: hostNodeFacts() },
+  );
 }

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PodrunError, nodeErrCode } from '../util/errors.js';
-import type { PodPlan } from '../spec/plan.js';
+import type { ManifestSet, PodPlan } from '../spec/plan.js';
 import { lockFile, podRunDir, podsDir, stateFile, type RuntimePaths } from './paths.js';
 
 /** A process identified by pid and its /proc start time (clock ticks since boot). */
@@ -69,6 +69,8 @@ export interface PodState {
   /** Hash of the pod's spec (the plan minus the generated uid): equal = same pod. */
   specHash: string;
   plan: PodPlan;
+  /** ConfigMaps and Secrets of the same file (env valueFrom / envFrom). */
+  manifests?: Pick<ManifestSet, 'configMaps' | 'secrets'>;
   createdAt: string;
   /** Ready: the sandbox exists. Stopping/Stopped: `down` in progress or done. */
   sandbox: 'Creating' | 'Ready' | 'Stopping' | 'Stopped';
@@ -115,7 +117,7 @@ export function readState(p: RuntimePaths, key: string): PodState | undefined {
     throw err;
   }
   try {
-    return JSON.parse(text) as PodState;
+    return JSON.parse(text, reviveBytes) as PodState;
   } catch (err) {
     throw new PodrunError('ESTATE', `Cannot read pod state "${stateFile(p, key)}": ${(err as Error).message}`, { cause: err });
   }
@@ -123,7 +125,17 @@ export function readState(p: RuntimePaths, key: string): PodState | undefined {
 
 export function writeState(p: RuntimePaths, st: PodState): void {
   fs.mkdirSync(podRunDir(p, st.key), { recursive: true, mode: 0o700 });
-  writeFileAtomic(stateFile(p, st.key), JSON.stringify(st, null, 1) + '\n');
+  writeFileAtomic(stateFile(p, st.key), JSON.stringify(st, keepBytes, 1) + '\n');
+}
+
+// Volume file contents in the plan are Uint8Arrays: stored as {"$bytes": base64}.
+function keepBytes(this: unknown, k: string, v: unknown): unknown {
+  const orig = (this as Record<string, unknown>)[k]; // before Buffer.toJSON
+  return orig instanceof Uint8Array ? { $bytes: Buffer.from(orig).toString('base64') } : v;
+}
+function reviveBytes(_k: string, v: unknown): unknown {
+  if (v && typeof v === 'object' && '$bytes' in v && Object.keys(v).length === 1) return new Uint8Array(Buffer.from(String((v as { $bytes: string }).$bytes), 'base64'));
+  return v;
 }
 
 /** Records a resource in the state file BEFORE it is created. */
@@ -215,6 +227,11 @@ export async function acquireLock(file: string, timeoutMs: number): Promise<() =
       return () => {
         const holder = readLock(file);
         if (holder && holder !== 'partial' && holder.pid === me.pid && holder.startTime === me.startTime) fs.rmSync(file, { force: true });
+        try {
+          fs.rmdirSync(path.dirname(file)); // a pod dir that only held the lock (failed up)
+        } catch {
+          /* not empty, or gone */
+        }
       };
     } catch (err) {
       if (nodeErrCode(err) !== 'EEXIST') throw err;

@@ -1,0 +1,113 @@
+/**
+ * `podrun gc`: removes what crashed pods left behind.
+ *
+ * 1. Pods whose owner process is gone (a SIGKILLed supervisor or `up`, a reboot of the
+ *    supervisor's machine state): every container process killed, then every resource in their
+ *    state.json removed in reverse (network, mounts, pins, cgroup, dirs).
+ * 2. Pod dirs in the run root without a readable state file: mounts below unmounted, dir removed.
+ * 3. Pod cgroups below the cgroup parent that no pod dir names: processes killed, cgroup removed.
+ * 4. CNI attachments cached for pod uids that no pod has any more: released.
+ * Pods with a live owner are never touched.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { listPodKeys, readState, withPodLock, isAlive } from './state.js';
+import { podRunDir } from './paths.js';
+import { removeDir, teardownResources, type RuntimeContext } from './sandbox.js';
+
+export interface GcReport {
+  pods: string[];
+  strayDirs: string[];
+  cgroups: string[];
+  networks: string[];
+  errors: string[];
+}
+
+export async function gcPods(ctx: RuntimeContext, opts: { skip?: Set<string> } = {}): Promise<GcReport> {
+  const report: GcReport = { pods: [], strayDirs: [], cgroups: [], networks: [], errors: [] };
+  const uids = new Set<string>();
+  for (const key of listPodKeys(ctx.paths)) {
+    if (opts.skip?.has(key)) continue;
+    try {
+      await withPodLock(ctx.paths, key, async () => {
+        let st;
+        try {
+          st = readState(ctx.paths, key);
+        } catch {
+          st = undefined;
+        }
+        if (st && isAlive(st.owner)) {
+          uids.add(st.uid);
+          return;
+        }
+        if (st) {
+          await teardownResources(ctx, st);
+          report.pods.push(key);
+        } else {
+          removeDir(ctx.sys, podRunDir(ctx.paths, key), ctx.events);
+          report.strayDirs.push(key);
+        }
+      }, 5_000);
+    } catch (err) {
+      report.errors.push(`${key}: ${(err as Error).message}`);
+      const st = safeRead(ctx, key);
+      if (st) uids.add(st.uid);
+    }
+  }
+  // cgroups nobody owns
+  const live = new Set(listPodKeys(ctx.paths));
+  for (const dir of ctx.cgroups.dirs(ctx.cgroupParent)) {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (live.has(n) || report.cgroups.includes(n)) continue;
+      const rel = `${ctx.cgroupParent}/${n}`;
+      try {
+        await ctx.cgroups.killAll(rel, 'SIGKILL');
+        await ctx.cgroups.remove(rel);
+        report.cgroups.push(n);
+      } catch (err) {
+        report.errors.push(`cgroup ${rel}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      /* in use or gone */
+    }
+  }
+  // network attachments nobody owns
+  if (fs.existsSync(path.join(ctx.paths.runRoot, 'cni'))) {
+    try {
+      const net = await import('./network/index.js');
+      for (const key of listPodKeys(ctx.paths)) {
+        const st = safeRead(ctx, key);
+        if (st) uids.add(st.uid);
+      }
+      for (const id of await net.listNetworkAttachments(ctx.paths.runRoot)) {
+        if (uids.has(id)) continue;
+        try {
+          await net.teardownPodNetwork(ctx.network || { runRoot: ctx.paths.runRoot }, id);
+          report.networks.push(id);
+        } catch (err) {
+          report.errors.push(`network ${id}: ${(err as Error).message}`);
+        }
+      }
+    } catch (err) {
+      report.errors.push(`network: ${(err as Error).message}`);
+    }
+  }
+  return report;
+}
+
+function safeRead(ctx: RuntimeContext, key: string) {
+  try {
+    return readState(ctx.paths, key);
+  } catch {
+    return undefined;
+  }
+}
