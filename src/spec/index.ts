@@ -5,7 +5,53 @@
  *   resolveProcess(pod, c, image, files, extras) → ProcessSpec for the shim
  *   cgroupValues / containerCgroupValues / podCgroupValues → cgroup v1/v2 control-file values
  */
-export * from './plan.js';
+// PullPolicy is left out here: src/image exports the same union under that name (import it from
+// './plan.js' inside the library).
+export type {
+  RestartPolicy,
+  DnsPolicy,
+  Protocol,
+  HostPathType,
+  PodPlan,
+  DnsConfigPlan,
+  HostAliasPlan,
+  PodSecurityPlan,
+  VolumePlan,
+  EmptyDirVolume,
+  HostPathVolume,
+  ProjectedFile,
+  KeyToPath,
+  ResolvedFiles,
+  ConfigMapVolume,
+  SecretVolume,
+  DownwardApiVolume,
+  DownwardApiItem,
+  ContainerPlan,
+  FieldPath,
+  ResourceFieldRef,
+  EnvVarPlan,
+  EnvFromPlan,
+  ContainerPortPlan,
+  ResourceValues,
+  ResourcesPlan,
+  VolumeMountPlan,
+  ContainerSecurityPlan,
+  HttpGetAction,
+  ExecAction,
+  TcpSocketAction,
+  GrpcAction,
+  SleepAction,
+  ProbeHandler,
+  LifecycleHandler,
+  ProbePlan,
+  ConfigMapPlan,
+  SecretPlan,
+  SpecWarning,
+  SpecProblem,
+  ManifestSet,
+  CapabilitySets,
+  ProcessSpec,
+} from './plan.js';
 export { parseManifests, SpecError, formatProblem, formatWarning, formatPath, defaultPullPolicy, defaultHostname, parseFieldPath, metadataFieldValue, formatKeyValues, resolveFiles } from './parse.js';
 export type { ParseOptions, PodMetadataFacts } from './parse.js';
 export * from './quantity.js';

@@ -159,7 +159,8 @@ interface Collector {
  */
 export function parseManifests(text: string, opts: ParseOptions = {}): ManifestSet {
   const col: Collector = { source: opts.source, lineCounter: new LineCounter(), problems: [], warnings: [] };
-  const docs = parseAllDocuments(text, { lineCounter: col.lineCounter, prettyErrors: false, uniqueKeys: true });
+  // YAML 1.1, as kubectl reads manifests (go-yaml v2): `defaultMode: 0644` is octal, `yes` is true.
+  const docs = parseAllDocuments(text, { lineCounter: col.lineCounter, prettyErrors: false, uniqueKeys: true, version: '1.1' });
   // parseAllDocuments returns an EmptyStream (not an array) for empty input: nothing to do.
   const docList = Array.isArray(docs) ? docs : [];
 
