@@ -77,14 +77,23 @@ static void mount_rootfs(struct plan *p)
 		fail("chdir", "/");
 }
 
-/* Bind sources are opened before pivot_root and mounted from /proc/self/fd afterwards, so
- * targets resolve inside the new root and a symlink in the image cannot point outside. */
-static int open_source(const char *path)
+/* Bind sources are cloned (open_tree, a detached copy of the mount) before pivot_root and
+ * attached with move_mount afterwards, so targets resolve inside the new root and a symlink in
+ * the image cannot point outside. (A plain O_PATH fd would not do: its mount is detached with
+ * the old root, and binding from a detached mount fails with EINVAL.) */
+static int open_source(const char *path, int recursive)
 {
-	int fd = open(path, O_PATH | O_CLOEXEC);
+	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
 	if (fd < 0)
-		fail("open-bind-source", path);
+		fail("open_tree", path);
 	return fd;
+}
+
+static void attach(int tree_fd, const char *dst, const char *step)
+{
+	if (syscall(SYS_move_mount, tree_fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		fail(step, dst);
+	close(tree_fd);
 }
 
 static void pivot(const char *root)
@@ -135,9 +144,7 @@ static void mount_dev(struct plan *p, int shm_fd)
 	do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", "mount-devpts");
 	mkdir_p("/dev/shm", 01777);
 	if (shm_fd >= 0) {
-		char src[64];
-		snprintf(src, sizeof src, "/proc/self/fd/%d", shm_fd);
-		do_mount(src, "/dev/shm", NULL, MS_BIND | MS_REC, NULL, "mount-shm");
+		attach(shm_fd, "/dev/shm", "mount-shm");
 	} else {
 		do_mount("shm", "/dev/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k", "mount-shm");
 	}
@@ -207,14 +214,11 @@ static void bind_mounts(struct plan *p, int *fds)
 {
 	for (int i = 0; i < p->n_binds; i++) {
 		struct bind_mount *b = &p->binds[i];
-		char src[64];
-		snprintf(src, sizeof src, "/proc/self/fd/%d", fds[i]);
 		make_target(b->dst, fds[i]);
-		do_mount(src, b->dst, NULL, MS_BIND | (b->rec ? MS_REC : 0), NULL, "bind");
+		attach(fds[i], b->dst, "bind");
 		if (b->ro)
-			do_mount(NULL, b->dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | (b->rec ? MS_REC : 0), NULL, "bind-remount-ro");
+			do_mount(NULL, b->dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, "bind-remount-ro");
 		report_step("bind", b->dst);
-		close(fds[i]);
 	}
 }
 
@@ -277,16 +281,14 @@ void container_init(struct plan *p)
 	report_step("unshare", "mnt,cgroup");
 
 	mount_rootfs(p);
-	int shm_fd = p->shm ? open_source(p->shm) : -1;
+	int shm_fd = p->shm ? open_source(p->shm, 0) : -1;
 	int *fds = calloc((size_t)p->n_binds + 1, sizeof(int));
 	for (int i = 0; i < p->n_binds; i++)
-		fds[i] = open_source(p->binds[i].src);
+		fds[i] = open_source(p->binds[i].src, p->binds[i].rec);
 	pivot(p->rootfs_target);
 
 	mount_proc_sys(p);
 	mount_dev(p, shm_fd);
-	if (shm_fd >= 0)
-		close(shm_fd);
 	bind_mounts(p, fds);
 	write_sysctls(p);
 	mask_paths(p);
