@@ -94,7 +94,7 @@ export class PodDriver implements ContainerDriver {
       kind,
       restartCount,
       image: c.image,
-      imageID: `${(image.names[0] ?? c.image).replace(/[:@].*$/, '')}@${image.digest}`,
+      imageID: `${(image.names[0] ?? c.image).replace(/@.*$/, '').replace(/:[^/:]*$/, '')}@${image.digest}`,
       state: 'created',
       createdAt: new Date().toISOString(),
       logPath: dirs.logPath,

@@ -1,0 +1,182 @@
+/**
+ * The background supervisor: one Node process per run root watching many pods, so a detached
+ * pod costs a share of one Node process plus a small native monitor per container.
+ *
+ * - Started on demand by `podrun up -d` (ensureSupervisor), exits when no pod it watches runs.
+ * - Listens on <run-root>/supervisor.sock (mode 0600, root only): one JSON request per
+ *   connection, one JSON answer line. Requests: {op:'ping'}, {op:'up', text, source, replace},
+ *   {op:'down', key, gracePeriodSeconds}.
+ * - On start it re-adopts pods whose owner died (a SIGKILLed supervisor): the containers kept
+ *   running under their monitors; exits that happened meanwhile are read from the exit files.
+ * - SIGTERM/SIGINT: stops listening and exits WITHOUT stopping pods (the next one re-adopts).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PodrunError, isPodrunError } from '../util/errors.js';
+import { parseManifests } from '../spec/parse.js';
+import { PodRuntime, request, type RuntimeOptions } from './api.js';
+import { supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
+import { acquireLock } from './state.js';
+
+export interface SupervisorOptions extends RuntimeOptions {
+  /** Exit after this long without running pods and requests (default 2 s). */
+  idleMs?: number;
+}
+
+export interface UpRequest {
+  op: 'up';
+  text: string;
+  source?: string;
+  replace?: boolean;
+  /** Wait until every container runs before answering (default true). */
+  wait?: boolean;
+  timeoutMs?: number;
+}
+
+/** Runs the supervisor until idle. Resolves false when another supervisor already runs. */
+export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
+  fs.mkdirSync(opts.runRoot, { recursive: true, mode: 0o700 });
+  let release: () => void;
+  try {
+    release = await acquireLock(supervisorPidFile(opts), 0);
+  } catch (err) {
+    if (isPodrunError(err, 'ELOCKED')) return false;
+    throw err;
+  }
+  const sock = supervisorSocket(opts);
+  const rt = await PodRuntime.open(opts);
+  rt.socket = sock;
+  let inflight = 0;
+  let lastBusy = Date.now();
+  const server = net.createServer((conn) => {
+    let buf = '';
+    conn.on('data', (d) => {
+      buf += d.toString('utf8');
+      const i = buf.indexOf('\n');
+      if (i < 0) return;
+      const line = buf.slice(0, i);
+      buf = '';
+      inflight++;
+      handle(rt, line)
+        .then((res) => conn.end(JSON.stringify(res) + '\n'))
+        .catch((err) => conn.end(JSON.stringify({ error: errorJson(err) }) + '\n'))
+        .finally(() => {
+          inflight--;
+          lastBusy = Date.now();
+        });
+    });
+    conn.on('error', () => {});
+  });
+  fs.rmSync(sock, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(sock, () => resolve());
+  });
+  fs.chmodSync(sock, 0o600);
+  await rt.adoptOrphans();
+
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    const timer = setInterval(() => {
+      if (inflight > 0 || rt.activePods().length > 0) {
+        lastBusy = Date.now();
+        return;
+      }
+      if (Date.now() - lastBusy >= (opts.idleMs ?? 2000)) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 250);
+  });
+  server.close();
+  fs.rmSync(sock, { force: true });
+  rt.detachAll();
+  release();
+  return true;
+}
+
+async function handle(rt: PodRuntime, line: string): Promise<Record<string, unknown>> {
+  const req = JSON.parse(line) as { op: string } & Record<string, unknown>;
+  switch (req.op) {
+    case 'ping':
+      return { pid: process.pid, pods: rt.activePods() };
+    case 'up': {
+      const r = req as unknown as UpRequest;
+      const set = parseManifests(r.text, { source: r.source });
+      const pods: Record<string, unknown>[] = [];
+      for (const plan of set.pods) {
+        const up = await rt.upPod(plan, { replace: r.replace, firstPullPolicy: 'IfNotPresent', manifests: set });
+        pods.push({ key: up.key, name: plan.name, namespace: plan.namespace, created: up.created });
+      }
+      if (r.wait !== false) {
+        for (const p of pods) {
+          if (!p.created) continue;
+          try {
+            p.status = await rt.waitRunning(p.key as string, r.timeoutMs ?? 120_000);
+          } catch (err) {
+            p.error = errorJson(err);
+            p.status = rt.podStatus(p.key as string);
+          }
+        }
+      }
+      return { pods };
+    }
+    case 'down':
+      await rt.downPod(String(req.key), { gracePeriodSeconds: req.gracePeriodSeconds as number | undefined });
+      return { ok: true };
+    default:
+      throw new PodrunError('EINVAL_ARG', `Cannot handle request "${req.op}": unknown operation`);
+  }
+}
+
+function errorJson(err: unknown): { code: string; message: string; hint?: string } {
+  if (isPodrunError(err)) return { code: err.code, message: err.message, hint: err.hint };
+  return { code: 'EINTERNAL', message: (err as Error)?.message ?? String(err) };
+}
+
+/** bin/podrun of this installation (works from dist/ and from src/). */
+export function podrunBin(): string {
+  return fileURLToPath(new URL('../../bin/podrun', import.meta.url));
+}
+
+/**
+ * Makes sure a supervisor serves this run root: pings the socket, else starts
+ * `podrun supervisor` detached (its output goes to <run-root>/supervisor.log) and waits for it.
+ */
+export async function ensureSupervisor(paths: RuntimePaths & { registryConfig?: string }, timeoutMs = 15_000): Promise<string> {
+  const sock = supervisorSocket(paths);
+  try {
+    await request(sock, { op: 'ping' }, 2000);
+    return sock;
+  } catch {
+    /* start one */
+  }
+  fs.mkdirSync(paths.runRoot, { recursive: true, mode: 0o700 });
+  const log = fs.openSync(path.join(paths.runRoot, 'supervisor.log'), 'a', 0o600);
+  const args = [podrunBin(), '--root', paths.root, '--run-root', paths.runRoot, '--log-root', paths.logRoot];
+  if (paths.registryConfig) args.push('--registry-config', paths.registryConfig);
+  args.push('supervisor');
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], cwd: '/' });
+  fs.closeSync(log);
+  child.unref();
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await request(sock, { op: 'ping' }, 2000);
+      return sock;
+    } catch (err) {
+      if (Date.now() > end) {
+        throw new PodrunError('ETIMEOUT', `Cannot start the supervisor: no answer on "${sock}" after ${timeoutMs / 1000} s`, {
+          cause: err,
+          hint: `see ${path.join(paths.runRoot, 'supervisor.log')}`,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
