@@ -178,6 +178,7 @@ async function writeSpecEntries(pack: tar.Pack, entries: EntrySpec[], parents: b
       const name = e.type === 'whiteout' ? posix.join(posix.dirname(path), `.wh.${posix.basename(path)}`) : `${path}/.wh..wh..opq`;
       const wh = name.startsWith('./') ? name.slice(2) : name;
       await ensureParents(wh);
+      // Docker writes whiteouts with mode 0; tar-stream turns a 0 mode into 0644, which readers ignore.
       await writeEntry(pack, { name: wh, type: 'file', mode: 0, uid: 0, gid: 0, mtime: DEFAULT_MTIME }, Buffer.alloc(0));
       continue;
     }

@@ -194,8 +194,11 @@ export async function startTestRegistry(opts: TestRegistryOptions = {}): Promise
         await waitExit(child, 5000);
       }
     }
-    if (token) await new Promise<void>((r) => token!.server.close(() => r()));
-    token?.server.closeAllConnections?.();
+    if (token) {
+      const closed = new Promise<void>((r) => token!.server.close(() => r()));
+      token.server.closeAllConnections();
+      await closed;
+    }
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -241,7 +244,7 @@ export async function startTestRegistry(opts: TestRegistryOptions = {}): Promise
       const config = [...lines, 'http:', `  addr: ${address}:${port}`, `  secret: ${randomBytes(16).toString('hex')}`, ...tlsLines].join('\n') + '\n';
       writeFileSync(join(dir, 'config.yml'), config);
       const fd = openSync(logFile, 'a');
-      child = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', fd, fd], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
+      child = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', fd, fd] });
       closeSync(fd);
       const scheme = opts.tls ? 'https' : 'http';
       const url = `${scheme}://${address}:${port}`;

@@ -137,6 +137,14 @@ export class Authenticator {
     } catch {
       throw new PodrunError('EAUTH', `Cannot authenticate to "${this.credentialHost}": token realm "${ch.params.realm}" is not a URL`);
     }
+    if (realm.protocol !== 'https:' && realm.protocol !== 'http:') {
+      throw new PodrunError('EAUTH', `Cannot authenticate to "${this.credentialHost}": token realm "${realm.href}" is not an http(s) URL`);
+    }
+    if (realm.protocol === 'http:' && this.credentials && !this.transport.insecure(realm.host)) {
+      throw new PodrunError('EAUTH', `Cannot log in to "${this.credentialHost}": its token service "${realm.origin}" is plain http and would receive the password in clear`, {
+        hint: `Mark "${realm.host}" insecure in registries.yaml if this is intended.`,
+      });
+    }
     if (ch.params.service) realm.searchParams.set('service', ch.params.service);
     for (const s of scope.split(' ').filter(Boolean)) realm.searchParams.append('scope', s);
     const started = Date.now();

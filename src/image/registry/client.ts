@@ -296,8 +296,8 @@ class Remote implements RemoteRepository {
     const first = await this.openBlob(ep, desc, offset, signal);
     trace(this.events, 'http', `blob ${desc.digest}`, `from ${first.res.url.host}${offset ? `, resuming at byte ${offset}` : ''}`);
     const self = this;
+    let current = first;
     async function* chunks(): AsyncGenerator<Buffer> {
-      let current = first;
       let pos = offset;
       let resumes = 0;
       for (;;) {
@@ -324,16 +324,13 @@ class Remote implements RemoteRepository {
           resumes++;
           self.events?.({ type: 'warning', message: `blob "${desc.digest}" broke off at byte ${pos} (${errCode(err)}); resuming (${resumes}/${BLOB_RESUMES})` });
           current = await self.openBlob(ep, desc, pos, signal);
-        } finally {
-          if (current.res.body && !current.res.body.destroyed && signal?.aborted) current.res.body.destroy();
         }
       }
     }
-    const gen = chunks();
-    const stream = Readable.from(gen, { objectMode: false, highWaterMark: 1 << 20 });
+    const stream = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+    // A reader that stops early (or never starts) releases the connection.
     stream.on('close', () => {
-      // Stopping the generator releases the current response body.
-      void gen.return(undefined).catch(() => undefined);
+      if (!current.res.body.destroyed) current.res.body.destroy();
     });
     return stream;
   }
