@@ -110,3 +110,27 @@ test('v2: controllers enabled top-down, processes only in leaves, "0::/" inside,
   process.kill(started.pid, 'SIGKILL');
   await waitExitStatus(c.plan.stateDir);
 });
+
+test('hybrid host: the v2 driver and the cgroup2 mount work on the unified hierarchy beside v1', async (ctx) => {
+  const unified = '/sys/fs/cgroup/unified';
+  if (version !== 1 || !fs.existsSync(path.join(unified, 'cgroup.procs'))) ctx.skip();
+  const v2 = openCgroups({ version: 2, root: unified });
+  const rel = `${sb.id}-v2/pod/ctr`;
+  try {
+    v2.create(rel);
+    const c = sb.container('unified', ['sh', '-c', 'grep "^0::" /proc/self/cgroup; grep -x 1 /sys/fs/cgroup/cgroup.procs; grep " /sys/fs/cgroup " /proc/self/mountinfo | sed "s/.* - //" | cut -d" " -f1'], {
+      plan: { cgroupProcs: v2.procsFiles(rel), cgroupMount: { version: 2 } },
+    });
+    const started = await sb.start(c);
+    const st = await waitExitStatus(c.plan.stateDir);
+    expect(st?.exitCode).toBe(0);
+    expect(sb.stdout(c)).toEqual(['0::/', '1', 'cgroup2']);
+    // the process ran in the leaf, nothing in the parents
+    expect(fs.readFileSync(path.join(unified, `${sb.id}-v2/pod/cgroup.procs`), 'utf8')).toBe('');
+    expect(started.pid).toBeGreaterThan(0);
+  } finally {
+    await v2.killAll(`${sb.id}-v2`);
+    await v2.remove(`${sb.id}-v2`);
+  }
+  expect(v2.exists(`${sb.id}-v2`)).toBe(false);
+});
