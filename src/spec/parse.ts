@@ -107,6 +107,8 @@ export function formatPath(path: readonly PropertyKey[]): string {
 /** Where one document's problems and warnings go, with the YAML nodes to find line numbers. */
 class DocContext {
   object: string;
+  /** The zod schema of this document's kind, for "did you mean" suggestions. */
+  schema: z.ZodType | undefined;
   constructor(
     readonly set: Collector,
     readonly document: number,
@@ -200,6 +202,7 @@ export function parseManifests(text: string, opts: ParseOptions = {}): ManifestS
       }
       return;
     }
+    ctx.schema = schema;
     const r = schema.safeParse(raw, { reportInput: true });
     if (!r.success) {
       for (const issue of r.error.issues) reportIssue(ctx, issue);
@@ -287,9 +290,14 @@ function reportIssue(ctx: DocContext, issue: Issue): void {
   const path = issue.path as Path;
   const input = (issue as { input?: unknown }).input;
   switch (issue.code) {
-    case 'unrecognized_keys':
-      for (const k of issue.keys) ctx.problem([...path, k], `unknown field ${JSON.stringify(k)}`);
+    case 'unrecognized_keys': {
+      const known = knownKeys(ctx.schema, path);
+      for (const k of issue.keys) {
+        const guess = closest(k, known);
+        ctx.problem([...path, k], `unknown field ${JSON.stringify(k)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}`);
+      }
       return;
+    }
     case 'invalid_type': {
       if (input === undefined) return ctx.problem(path, 'is required');
       const exp = EXPECTED[issue.expected] ?? issue.expected;
@@ -324,6 +332,51 @@ function reportIssue(ctx: DocContext, issue: Issue): void {
     default:
       return ctx.problem(path, issue.message);
   }
+}
+
+/** The field names the schema allows at `path` (walks object / array / optional / record / union). */
+function knownKeys(schema: z.ZodType | undefined, path: Path): string[] {
+  type Def = { type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType; innerType?: z.ZodType; valueType?: z.ZodType; options?: z.ZodType[] };
+  const def = (s: z.ZodType) => (s as unknown as { _zod: { def: Def } })._zod.def;
+  const unwrap = (s: z.ZodType | undefined): z.ZodType | undefined => {
+    while (s && (def(s).type === 'optional' || def(s).type === 'nullable' || def(s).type === 'default')) s = def(s).innerType;
+    return s;
+  };
+  let cur = unwrap(schema);
+  for (const k of path) {
+    if (!cur) return [];
+    const d = def(cur);
+    if (d.type === 'object' && typeof k === 'string') cur = unwrap(d.shape?.[k]);
+    else if (d.type === 'array' && typeof k === 'number') cur = unwrap(d.element);
+    else if (d.type === 'record') cur = unwrap(d.valueType);
+    else return [];
+  }
+  return cur && def(cur).type === 'object' ? Object.keys(def(cur).shape ?? {}) : [];
+}
+
+/** The known name closest to a mistyped one: same letters ignoring case, or edit distance ≤ 2. */
+export function closest(word: string, known: string[]): string | undefined {
+  const lower = word.toLowerCase();
+  const same = known.find((k) => k.toLowerCase() === lower);
+  if (same) return same;
+  let best: string | undefined;
+  let bestD = 3;
+  for (const k of known) {
+    const d = editDistance(lower, k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
 }
 
 // ---------------------------------------------------------------------------------------------

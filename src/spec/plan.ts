@@ -45,7 +45,8 @@ export interface PodPlan {
   annotations: Record<string, string>;
   /**
    * The UTS hostname: spec.hostname, else the pod name truncated to 63 characters the way kubelet
-   * does (trailing '-' and '.' removed). Always a valid DNS-1123 label.
+   * does (trailing '-' and '.' removed). At most 63 characters; a DNS-1123 label when set by
+   * spec.hostname, else the pod name, which may contain dots (kubelet uses it as is).
    */
   hostname: string;
   /** spec.subdomain: the FQDN becomes `<hostname>.<subdomain>.<namespace>.svc.<cluster domain>`. */

@@ -400,7 +400,7 @@ export const podSpecSchema = k8s(
     securityContext: podSecurity.optional(),
     hostname: checked(checkDnsLabel).optional(),
     subdomain: checked(checkDnsLabel).optional(),
-    hostAliases: z.array(k8s({ ip: checked(checkIp), hostnames: z.array(z.string().min(1)).optional() })).optional(),
+    hostAliases: z.array(k8s({ ip: checked(checkIp), hostnames: z.array(checked(checkDnsSubdomain)).optional() })).optional(),
   },
   POD_SPEC_IGNORED,
   POD_SPEC_UNSUPPORTED,

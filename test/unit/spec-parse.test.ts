@@ -625,3 +625,32 @@ binaryData: {a: AAAA, b: "not base64!"}
     expect(problems('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: x}\nbinaryData: {a: AAAA}\n')).toEqual(['binaryData.a: key "a" is also in data']);
   });
 });
+
+describe('parseManifests: suggestions for mistyped fields', () => {
+  test('did you mean', () => {
+    expect(
+      problems(`apiVersion: v1
+kind: Pod
+metadata: {name: p, label: {a: b}}
+spec:
+  restartpolicy: Never
+  containers:
+  - name: c
+    image: b
+    imagePullpolicy: Always
+    volumeMount: []
+    resources: {limit: {cpu: 1}}
+    livenessProbe: {httpGet: {port: 80, paht: /}}
+    zzzzzz: 1
+`),
+    ).toEqual([
+      'metadata.label: unknown field "label" (did you mean "labels"?)',
+      'spec.containers[0].resources.limit: unknown field "limit" (did you mean "limits"?)',
+      'spec.containers[0].livenessProbe.httpGet.paht: unknown field "paht" (did you mean "path"?)',
+      'spec.containers[0].imagePullpolicy: unknown field "imagePullpolicy" (did you mean "imagePullPolicy"?)',
+      'spec.containers[0].volumeMount: unknown field "volumeMount" (did you mean "volumeMounts"?)',
+      'spec.containers[0].zzzzzz: unknown field "zzzzzz"',
+      'spec.restartpolicy: unknown field "restartpolicy" (did you mean "restartPolicy"?)',
+    ]);
+  });
+});
