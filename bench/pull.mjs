@@ -105,6 +105,7 @@ export async function run() {
   const results = { podrun: [], skopeoUmoci: [], skopeo: [], umoci: [], podman: [], podrunRss: [] };
   try {
     execFileSync('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:${TAG}`, `docker://${ref}`], { stdio: 'ignore' });
+    console.log(`image: ${LAYERS.length} layers, ${(fs.readdirSync(path.join(layout, 'blobs/sha256')).reduce((a, n) => a + fs.statSync(path.join(layout, 'blobs/sha256', n)).size, 0) / 1e6).toFixed(0)} MB compressed; load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`);
     const tools = ['podrun', 'skopeo+umoci'];
     if (has('podman')) tools.push('podman');
     else console.log('podman is not installed: skipped');
@@ -112,6 +113,8 @@ export async function run() {
       // rotate the order each round so no tool always runs first
       const order = tools.map((_, i) => tools[(i + round) % tools.length]);
       for (const tool of order) {
+        // flush the previous tool's dirty pages so they are not written back on the next one's time
+        spawnSync('sync');
         const dir = fs.mkdtempSync(path.join(work, `${tool.replace('+', '-')}-`));
         try {
           if (tool === 'podrun') {
@@ -133,7 +136,7 @@ export async function run() {
           fs.rmSync(dir, { recursive: true, force: true });
         }
       }
-      console.log(`round ${round + 1}: podrun ${results.podrun.at(-1).toFixed(2)} s, skopeo+umoci ${results.skopeoUmoci.at(-1).toFixed(2)} s${results.podman.length ? `, podman ${results.podman.at(-1).toFixed(2)} s` : ''}`);
+      console.log(`round ${round + 1} (load ${os.loadavg()[0].toFixed(1)}): podrun ${results.podrun.at(-1).toFixed(2)} s, skopeo+umoci ${results.skopeoUmoci.at(-1).toFixed(2)} s${results.podman.length ? `, podman ${results.podman.at(-1).toFixed(2)} s` : ''}`);
     }
   } finally {
     reg.child.kill('SIGTERM');

@@ -23,7 +23,9 @@ let tmp: string;
 const mounts: string[] = [];
 
 function podrun(root: string, ...args: string[]) {
+  const t0 = Date.now();
   const r = spawnSync(bin, ['--root', root, '--registry-config', path.join(tmp, 'no-registries.yaml'), ...args], { encoding: 'utf8', timeout: 60_000 });
+  if (process.env.PODRUN_TEST_TIMING) console.log(args.join(" "), Date.now() - t0, "ms");
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -60,10 +62,23 @@ function describeTree(dir: string, withXattrs = true): Map<string, string> {
   return out;
 }
 
+function distStale(): boolean {
+  let built = 0;
+  try {
+    built = fs.statSync(path.join(repo, 'dist/cli/main.js')).mtimeMs;
+  } catch {
+    return true;
+  }
+  const newer = (dir: string): boolean =>
+    fs.readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? newer(path.join(dir, e.name)) : e.name.endsWith('.ts') && fs.statSync(path.join(dir, e.name)).mtimeMs > built));
+  return newer(path.join(repo, 'src'));
+}
+
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-test-pull-'));
-  // the CLI tests run bin/podrun → dist; tsc emits even when other parts have type errors
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'ignore' });
+  // the CLI tests run bin/podrun → dist: rebuild when a source is newer (tsc emits even when
+  // other parts have type errors); `npm test` has built already
+  if (distStale()) spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'ignore' });
   reg = await startTestRegistry();
   fx = await seedFixtures(reg.host);
 }, 180_000);
