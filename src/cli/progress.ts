@@ -73,7 +73,7 @@ export function makePullRenderer(out: NodeJS.WriteStream, next: EventSink, opts:
       const t = now();
       let l = layers.get(ev.digest);
       if (!l) {
-        l = { digest: ev.digest, phase: ev.phase, bytes: 0, total: ev.total, started: t, rate: 0, lastBytes: 0, lastAt: t };
+        l = { digest: ev.digest, phase: '', bytes: 0, total: ev.total, started: t, rate: 0, lastBytes: 0, lastAt: t };
         layers.set(ev.digest, l);
       }
       const changed = l.phase !== ev.phase;
