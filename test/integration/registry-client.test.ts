@@ -287,6 +287,23 @@ describe('Bearer token flow (registry auth: token)', () => {
   });
 });
 
+test('an expired token is not reused: a new one is fetched', async () => {
+  const short = await startTestRegistry({ tokenAuth: { anonymousPull: true, users: { bob: 'builder' }, expiresIn: 2 } });
+  try {
+    await pushBusybox(short.host, 'team/busybox:1', { credentials: staticCredentials({ [short.host]: { username: 'bob', password: 'builder' } }) });
+    const r = remote(`${short.host}/team/busybox:1`);
+    const count = () => short.tokenRequests.filter((t) => t.scopes.includes('repository:team/busybox:pull')).length;
+    await r.getManifest('1');
+    await r.getManifest('1');
+    expect(count()).toBe(1);
+    await new Promise((res) => setTimeout(res, 2_100));
+    await r.getManifest('1');
+    expect(count()).toBe(2);
+  } finally {
+    await short.stop();
+  }
+});
+
 describe('TLS with a test CA', () => {
   let tls: TestRegistry;
   let ref: string;

@@ -83,15 +83,16 @@ const TLS_CODES = new Set([
   'EPROTO',
 ]);
 
+/** The most specific error code in an error's cause chain (undici wraps socket errors). */
 export function errCode(err: unknown): string | undefined {
+  const codes: string[] = [];
   let e: unknown = err;
-  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+  for (let i = 0; i < 5 && e !== null && typeof e === 'object'; i++) {
     const c = (e as { code?: unknown }).code;
-    if (typeof c === 'string' && c !== 'UND_ERR_SOCKET') return c;
-    if (typeof c === 'string' && !(e as { cause?: unknown }).cause) return c;
+    if (typeof c === 'string') codes.push(c);
     e = (e as { cause?: unknown }).cause;
   }
-  return typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
+  return codes.find((c) => c !== 'UND_ERR_SOCKET') ?? codes[0];
 }
 
 export function isRetryableNetworkError(err: unknown): boolean {
@@ -197,7 +198,6 @@ export class Transport {
       const headers: Record<string, string> = { 'user-agent': 'podrun/0.1', ...req.headers };
       if (req.authorization && sameOrigin) headers.authorization = req.authorization;
       if (body) headers['content-length'] = String(Buffer.isBuffer(body) ? body.length : body.size);
-      trace(this.events, 'http', `${method} ${url.href}`, hop > 0 ? `redirect hop ${hop}${sameOrigin ? '' : ', without credentials'}` : undefined);
       const res = await request(url, {
         method,
         headers,
@@ -205,6 +205,8 @@ export class Transport {
         dispatcher: this.dispatcher(url),
         signal: req.signal,
       });
+      const notes = [hop > 0 ? `redirect hop ${hop}` : '', hop > 0 && !sameOrigin ? 'without credentials' : '', headers.range ? `range ${headers.range}` : ''];
+      trace(this.events, 'http', `${method} ${url.href} -> ${res.statusCode}`, notes.filter(Boolean).join(', ') || undefined);
       const location = res.headers.location;
       if (req.followRedirects !== false && [301, 302, 303, 307, 308].includes(res.statusCode) && typeof location === 'string') {
         await res.body.dump().catch(() => undefined);
