@@ -833,10 +833,10 @@ export class PodController {
   }
 }
 
-/** Go's time.Duration formatting for whole seconds and minutes: "10s", "5m0s", "1m20s". */
+/** Go's time.Duration formatting, as kubelet's messages show it: "200ms", "1.5s", "10s", "5m0s", "1m20s". */
 export function fmtDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  return `${m}m${s % 60}s`;
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${+(ms / 1000).toFixed(3)}s`;
+  const m = Math.floor(ms / 60_000);
+  return `${m}m${+((ms % 60_000) / 1000).toFixed(3)}s`;
 }
