@@ -35,6 +35,7 @@ export interface ShimCapabilities {
 export interface ShimRlimit {
   /** "RLIMIT_NOFILE" or "NOFILE". */
   type: string;
+  /** -1 = unlimited. */
   soft: number;
   hard: number;
 }
@@ -155,6 +156,40 @@ const RLIMITS: Record<string, number> = {
   CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, RSS: 5, NPROC: 6, NOFILE: 7, MEMLOCK: 8, AS: 9,
   LOCKS: 10, SIGPENDING: 11, MSGQUEUE: 12, NICE: 13, RTPRIO: 14, RTTIME: 15,
 };
+
+const LIMITS_NAMES: Record<string, string> = {
+  'Max cpu time': 'CPU', 'Max file size': 'FSIZE', 'Max data size': 'DATA', 'Max stack size': 'STACK',
+  'Max core file size': 'CORE', 'Max resident set': 'RSS', 'Max processes': 'NPROC', 'Max open files': 'NOFILE',
+  'Max locked memory': 'MEMLOCK', 'Max address space': 'AS', 'Max file locks': 'LOCKS', 'Max pending signals': 'SIGPENDING',
+  'Max msgqueue size': 'MSGQUEUE', 'Max nice priority': 'NICE', 'Max realtime priority': 'RTPRIO', 'Max realtime timeout': 'RTTIME',
+};
+
+/** Parse /proc/PID/limits: resource ("NOFILE") → { soft, hard } with -1 for unlimited. */
+export function parseLimits(text: string): Record<string, { soft: number; hard: number }> {
+  const out: Record<string, { soft: number; hard: number }> = {};
+  for (const l of text.split('\n').slice(1)) {
+    const name = Object.keys(LIMITS_NAMES).find((n) => l.startsWith(n));
+    if (!name) continue;
+    const [soft, hard] = l.slice(name.length).trim().split(/\s+/);
+    const v = (x: string) => (x === 'unlimited' ? -1 : Number(x));
+    out[LIMITS_NAMES[name]] = { soft: v(soft), hard: v(hard) };
+  }
+  return out;
+}
+
+/**
+ * Lower each requested rlimit to this process's hard limit (without CAP_SYS_RESOURCE a raise
+ * fails with EPERM: HOST-FACTS), keeping soft <= hard. `callerLimits` defaults to /proc/self/limits.
+ */
+export function clampRlimits(requested: ShimRlimit[], callerLimits = parseLimits(fs.readFileSync('/proc/self/limits', 'utf8'))): ShimRlimit[] {
+  const min = (a: number, b: number) => (a === -1 ? b : b === -1 ? a : Math.min(a, b));
+  return requested.map((r) => {
+    const mine = callerLimits[r.type.replace(/^RLIMIT_/, '')];
+    if (!mine) return r;
+    const hard = min(r.hard, mine.hard);
+    return { ...r, hard, soft: min(r.soft, hard) };
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Serialization

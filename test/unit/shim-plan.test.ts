@@ -134,3 +134,17 @@ test('a missing shim binary is an ESHIM error with a build hint', () => {
   process.env.PODRUN_SHIM = `${os.tmpdir()}/no-such-podrun-shim`;
   expect(() => shimPath()).toThrow(expect.objectContaining({ code: 'ESHIM', hint: expect.stringContaining('make -C native-shims') }));
 });
+
+test('rlimits are clamped to the caller\'s hard limits', async () => {
+  const { clampRlimits, parseLimits } = await import('../../src/runtime/shim.js');
+  const limits = parseLimits(
+    'Limit                     Soft Limit           Hard Limit           Units\nMax processes             96364                96364                processes\nMax open files            1024                 20000                files\nMax core file size        0                    unlimited            bytes\n',
+  );
+  expect(limits).toEqual({ NPROC: { soft: 96364, hard: 96364 }, NOFILE: { soft: 1024, hard: 20000 }, CORE: { soft: 0, hard: -1 } });
+  expect(clampRlimits([{ type: 'RLIMIT_NOFILE', soft: 1048576, hard: 1048576 }, { type: 'CORE', soft: -1, hard: -1 }, { type: 'NPROC', soft: 10, hard: 20 }], limits)).toEqual([
+    { type: 'RLIMIT_NOFILE', soft: 20000, hard: 20000 },
+    { type: 'CORE', soft: -1, hard: -1 },
+    { type: 'NPROC', soft: 10, hard: 20 },
+  ]);
+  expect(clampRlimits([{ type: 'NOFILE', soft: 5, hard: 10 }]).length).toBe(1);
+});
