@@ -121,3 +121,18 @@ describe('snapshot / restore', () => {
     await c2.stop();
   });
 });
+
+describe('kubectl columns', () => {
+  it('RESTARTS counts app and sidecar restarts with the time since the last one', async () => {
+    const { restartsColumn, humanAge } = await import('../../src/runtime/controller/status.js');
+    const d = new FakeDriver({ app: (run) => (run < 2 ? { exitAfterMs: 1000, exitCode: 1 } : {}) });
+    const plan = pod({ initContainers: [container('side', { role: 'sidecar' })] });
+    const c = new PodController(plan, d, { clock: d.clock });
+    c.start();
+    await d.clock.advance(30_000); // app exits at 1 s, 2 s; restarted at 1 s, 12 s
+    expect(restartsColumn(c.status(), plan, d.clock.now())).toBe('2 (28s ago)');
+    expect(humanAge(5 * 60_000 + 12_000)).toBe('5m12s');
+    expect(humanAge(3 * 3600_000 + 4 * 60_000)).toBe('3h4m');
+    await c.stop();
+  });
+});

@@ -219,7 +219,8 @@ export function statusColumn(status: PodStatus, plan: PodPlan): string {
     initializing = true;
     break;
   }
-  if (!initializing) {
+  const initializedTrue = status.conditions.some((c) => c.type === 'Initialized' && c.status === 'True');
+  if (!initializing || initializedTrue) {
     let hasRunning = false;
     for (const s of [...status.containerStatuses].reverse()) {
       if (s.state.waiting?.reason) reason = s.state.waiting.reason;
@@ -230,4 +231,37 @@ export function statusColumn(status: PodStatus, plan: PodPlan): string {
     if (reason === 'Completed' && hasRunning) reason = status.conditions.some((c) => c.type === 'Ready' && c.status === 'True') ? 'Running' : 'NotReady';
   }
   return reason;
+}
+
+/**
+ * The RESTARTS column as kubectl prints it: "0", or "3 (12s ago)" with the time since the last
+ * restart. While initializing it counts init containers; afterwards sidecars and app containers.
+ */
+export function restartsColumn(status: PodStatus, plan: PodPlan, now = Date.now()): string {
+  const sidecars = new Set(plan.initContainers.filter((c) => c.role === 'sidecar').map((c) => c.name));
+  const initializedTrue = status.conditions.some((c) => c.type === 'Initialized' && c.status === 'True');
+  const finished = (s: ContainerStatus) => (s.lastState.terminated ? Date.parse(s.lastState.terminated.finishedAt) : 0);
+  const inits = status.initContainerStatuses ?? [];
+  let list = inits;
+  if (initializedTrue || inits.every((s) => (s.state.terminated && s.state.terminated.exitCode === 0) || (sidecars.has(s.name) && s.started))) {
+    list = [...inits.filter((s) => sidecars.has(s.name)), ...status.containerStatuses];
+  }
+  const restarts = list.reduce((n, s) => n + s.restartCount, 0);
+  const last = Math.max(0, ...list.map(finished));
+  if (restarts === 0 || last === 0) return String(restarts);
+  return `${restarts} (${humanAge(now - last)} ago)`;
+}
+
+/** kubectl's short durations: "45s", "5m12s", "3h4m", "2d5h". */
+export function humanAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 10) return `${m}m${s % 60 ? `${s % 60}s` : ''}`;
+  if (m < 180) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 8) return `${h}h${m % 60 ? `${m % 60}m` : ''}`;
+  if (h < 48) return `${h}h`;
+  const d = Math.floor(h / 24);
+  return d < 8 && h % 24 ? `${d}d${h % 24}h` : `${d}d`;
 }
