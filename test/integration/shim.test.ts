@@ -362,4 +362,16 @@ describe('exec and identity', () => {
     process.kill(pause.pid, 'SIGTERM');
     await waitGone(pause.pid);
   });
+
+  test('every shim step is a trace event; the hostname is set only when the plan says so', async () => {
+    const events: { area: string; step: string; detail?: string }[] = [];
+    const c = sb.container('renamed', ['hostname'], { plan: { hostname: 'podrun-test-renamed' } });
+    const started = await startContainerProcess(c.plan, { sink: (e) => e.type === 'trace' && events.push(e) });
+    sb.pidsToKill.push(started.monitorPid, started.pid);
+    await waitExitStatus(c.plan.stateDir);
+    expect(sb.stdout(c)).toEqual(['podrun-test-renamed']);
+    const steps = events.filter((e) => e.area === 'shim').map((e) => e.step);
+    expect(steps).toEqual(expect.arrayContaining(['spawn', 'unshare', 'setns-net', 'mount-overlay', 'pivot_root', 'mount-proc', 'mount-dev', 'sethostname', 'exec']));
+    expect(steps.indexOf('mount-overlay')).toBeLessThan(steps.indexOf('pivot_root'));
+  });
 });
