@@ -113,6 +113,28 @@ spec:
     expect(fs.readFileSync(path.join(out, 'order'), 'utf8')).toBe('init1\nweb\nhello\napp\nprestop\nterm\n');
   });
 
+  it('an exec readiness probe and an httpGet liveness probe on a real container: unhealthy → killed → restarted', async () => {
+    const key = await up(`
+apiVersion: v1
+kind: Pod
+metadata: { name: live1 }
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: ${image}
+    command: [sh, -c, 'mkdir -p /tmp/w; echo ok > /tmp/w/h; touch /tmp/ready; trap "exit 0" TERM; httpd -f -p 8081 -h /tmp/w & sleep 2; rm /tmp/w/h; wait']
+    readinessProbe: { exec: { command: [cat, /tmp/ready] }, periodSeconds: 1 }
+    livenessProbe: { httpGet: { path: /h, port: 8081 }, periodSeconds: 1, failureThreshold: 2, terminationGracePeriodSeconds: 1 }
+`);
+    await until('Ready', () => rt!.podStatus(key)?.containerStatuses[0].ready === true);
+    await until('a restart', () => (rt!.podStatus(key)?.containerStatuses[0].restartCount ?? 0) >= 1, 30_000);
+    const s = rt!.podStatus(key)!.containerStatuses[0];
+    expect(s.lastState.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' }); // it trapped SIGTERM
+    await rt!.downPod(key, { gracePeriodSeconds: 1 });
+    keys.splice(keys.indexOf(key), 1);
+  });
+
   it('a Job-like pod finishes Succeeded or Failed; OnFailure restarts until success', async () => {
     const job = (name: string, policy: string, script: string) => `
 apiVersion: v1
