@@ -301,6 +301,12 @@ export async function pullImage(ctx: PullContext, req: PullRequest): Promise<Ima
   const r = await resolve(ctx, req);
   const configBytes = await fetchConfig(ctx, r.manifest.config, req.signal);
   const config = parseJson<ConfigDoc>(configBytes, `image config "${r.manifest.config.digest}"`);
+  if (req.platform && !r.indexDigest) {
+    const have: Platform = { os: config.os ?? '', architecture: config.architecture ?? '', ...(config.variant ? { variant: config.variant } : {}) };
+    if (have.os !== req.platform.os || have.architecture !== req.platform.architecture || (req.platform.variant && variantOf(have) !== variantOf(req.platform))) {
+      throw new PodrunError('ENOTFOUND', `Cannot find platform "${formatPlatform(req.platform)}" for "${req.name}": it is a single-platform image for "${formatPlatform(have)}"`);
+    }
+  }
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== r.manifest.layers.length) {
     throw new PodrunError('EREGISTRY', `Cannot pull "${req.name}": the config lists ${diffIds.length} diff IDs for ${r.manifest.layers.length} layers`);

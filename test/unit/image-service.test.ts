@@ -104,6 +104,11 @@ describe('ImageService over an OCI layout source', () => {
     expect(c.platform).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
     const err = await svc.pullImage(`${REG}/m:multi`, { platform: 'linux/s390x' }).catch((e) => e);
     expect(err.message).toMatch(/Cannot find platform "linux\/s390x" in the image index: it has "linux\/amd64", "linux\/arm64\/v8", "linux\/arm\/v7"/);
+    const single = addImage(remote, [[{ name: 'arch', content: 'amd64' }]]);
+    await remote.tag('single', single.manifest);
+    const err2 = await svc.pullImage(`${REG}/m:single`, { platform: 'linux/arm64' }).catch((e) => e);
+    expect(err2.message).toMatch(/it is a single-platform image for "linux\/amd64"/);
+    expect((await svc.pullImage(`${REG}/m:single`, { platform: 'linux/amd64' })).digest).toBe(single.manifest.digest);
     expect(() => selectPlatform({ schemaVersion: 2, manifests: [arm.manifest] }, { os: 'linux', architecture: 'arm64', variant: 'v8' })).not.toThrow();
   });
 

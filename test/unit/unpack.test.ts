@@ -144,6 +144,19 @@ describe('hostile layers (sentinel outside the layer stays byte-identical)', () 
     expect(snapshot(sentinel)).toBe(sentinelBefore);
   });
 
+  it('refuses writing through a symlink a lower layer left (flatten, across layers)', async () => {
+    await extract([{ name: 'esc', type: 'symlink', linkname: '../sentinel' }, { name: 'abs', type: 'symlink', linkname: sentinel }], { mode: 'flatten' });
+    for (const entries of [[{ name: 'esc/file', content: 'owned' }], [{ name: 'abs/sub/x', content: 'owned' }], [{ name: 'esc/.wh.file' }], [{ name: 'abs/.wh..wh..opq' }], [{ name: 'h', type: 'link', linkname: 'esc/file' }]]) {
+      const err = await extract(entries, { mode: 'flatten' }).catch((e) => e);
+      expect(isPodrunError(err, 'EHOSTILE'), String(err)).toBe(true);
+      expect(snapshot(sentinel)).toBe(sentinelBefore);
+    }
+    // a later layer may replace the link itself
+    await extract([{ name: 'esc', type: 'dir' }, { name: 'esc/file', content: 'mine' }], { mode: 'flatten' });
+    expect(fs.readFileSync(path.join(layer, 'esc/file'), 'utf8')).toBe('mine');
+    expect(snapshot(sentinel)).toBe(sentinelBefore);
+  });
+
   it('refuses hardlinks to outside, to absolute paths and through symlinks', async () => {
     await expectHostile([{ name: 'h', type: 'link', linkname: '../sentinel/file' }], /contains "\.\."/);
     await expectHostile([{ name: 'h', type: 'link', linkname: `${sentinel}/file` }], /absolute/);
