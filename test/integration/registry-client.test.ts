@@ -501,6 +501,20 @@ describe('faults: retries, timeouts, Range resume', () => {
     expect(log.filter((l) => l.url === blobPath()).map((l) => l.range)).toEqual([undefined, 'bytes=100000-']);
   });
 
+  test('a server that sends no headers hits the headers timeout and the request is retried', async () => {
+    let silent = 1;
+    hook = (req) => {
+      if (req.url?.includes('/manifests/') && silent > 0) {
+        silent--;
+        return true; // never answer
+      }
+      return false;
+    };
+    const m = await remote(`${proxy.host}/library/busybox:latest`, { timeouts: { headersMs: 300 } }).getManifest('latest');
+    expect(m.digest).toBe(fx.digests.busybox);
+    expect(log.filter((l) => l.url?.includes('/manifests/')).length).toBe(2);
+  });
+
   test('getBlob with an offset starts there (206 from the registry)', async () => {
     const got = await readAll(await remote(`${proxy.host}/library/busybox:latest`).getBlob(layer, { offset: 123_456 }));
     expect(got.equals(layerBytes.subarray(123_456))).toBe(true);

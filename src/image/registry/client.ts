@@ -91,9 +91,6 @@ interface Endpoint {
   auth: Authenticator;
 }
 
-/** Per-process memory of which scheme an insecure host speaks. */
-const schemeCache = new Map<string, 'https' | 'http'>();
-
 class Remote implements RemoteRepository {
   readonly ref: ImageRef;
   readonly name: string;
@@ -101,6 +98,8 @@ class Remote implements RemoteRepository {
   private readonly events?: EventSink;
   private readonly endpoints: Endpoint[];
   private readonly upstream: Endpoint;
+  /** Which scheme each insecure host turned out to speak (probed once per remote). */
+  private readonly schemes = new Map<string, 'https' | 'http'>();
 
   constructor(ref: ImageRef, opts: RemoteOptions) {
     this.ref = ref;
@@ -133,14 +132,14 @@ class Remote implements RemoteRepository {
   /** The endpoint's base URL, probing https then http once for insecure hosts. */
   private async baseOf(ep: Endpoint, signal?: AbortSignal): Promise<string> {
     if (!ep.probe) return ep.base;
-    const known = schemeCache.get(ep.host);
+    const known = this.schemes.get(ep.host);
     if (known) return `${known}://${ep.host}`;
     for (const scheme of ['https', 'http'] as const) {
       const url = new URL(`${scheme}://${ep.host}/v2/`);
       try {
         const res = await this.transport.once({ method: 'GET', url, signal });
         await res.body.dump().catch(() => undefined);
-        schemeCache.set(ep.host, scheme);
+        this.schemes.set(ep.host, scheme);
         trace(this.events, 'http', `registry ${ep.host} speaks ${scheme}`);
         return `${scheme}://${ep.host}`;
       } catch (err) {
