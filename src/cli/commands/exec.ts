@@ -1,13 +1,41 @@
 import type { Command } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
+import { PodRuntime } from '../../runtime/api.js';
+import { execInContainer, isSameProcess } from '../../runtime/shim.js';
 
-// Placeholder until the verb is implemented.
 const command: Command = {
   name: 'exec',
-  summary: '(not implemented yet)',
-  usage: 'podrun exec',
-  async run() {
-    throw new PodrunError('EUNSUPPORTED', 'Cannot run "exec": not implemented yet');
+  summary: 'Run a command in a running container of a pod',
+  usage: 'podrun exec [-i] [-t] POD [-c CONTAINER] -- CMD…',
+  description: `Joins the container's namespaces and cgroup, takes its user, groups, capabilities,
+environment and working directory, and runs CMD. -t allocates a terminal; -i keeps stdin
+open (stdin is always passed through). The exit status is the command's.`,
+  passthrough: true,
+  options: {
+    interactive: { type: 'boolean', short: 'i' },
+    tty: { type: 'boolean', short: 't' },
+    container: { type: 'string', short: 'c' },
+  },
+  async run(ctx, values, positionals, rest) {
+    if (positionals.length !== 1) throw new PodrunError('EINVAL_ARG', 'Cannot exec: give exactly one POD', { hint: command.usage });
+    if (rest.length === 0) throw new PodrunError('EINVAL_ARG', 'Cannot exec: no command after "--"', { hint: command.usage });
+    const g = ctx.global;
+    const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
+    const st = rt.findPod(positionals[0]);
+    const name = (values.container as string | undefined) ?? st.plan.containers[0].name;
+    const running = Object.values(st.containers).filter((c) => c.name === name && c.state === 'running' && c.init && isSameProcess(c.init.pid, c.init.startTime));
+    const rec = running[running.length - 1];
+    if (!rec?.init) {
+      const names = [...st.plan.initContainers, ...st.plan.containers].map((c) => c.name);
+      throw new PodrunError('ENOTFOUND', `Cannot exec in container "${name}" of pod "${st.name}": it is not running`, {
+        hint: names.includes(name) ? 'see "podrun ps -o wide"' : `the pod has ${names.join(', ')}`,
+      });
+    }
+    const r = await execInContainer(
+      { pid: rec.init.pid, startTime: rec.init.startTime, cgroupProcs: rt.ctx.cgroups.procsFiles(rec.cgroupRel), process: { ...rec.process, args: rest }, terminal: Boolean(values.tty) },
+      { stdio: 'inherit', sink: ctx.events },
+    );
+    return r.exitCode;
   },
 };
 export default command;

@@ -1,13 +1,18 @@
 import type { Command } from '../command.js';
-import { PodrunError } from '../../util/errors.js';
+import { runSupervisor } from '../../runtime/supervisor.js';
 
-// Placeholder until the verb is implemented.
+// Internal: started by "podrun up -d"; not listed in --help.
 const command: Command = {
   name: 'supervisor',
-  summary: '(not implemented yet)',
+  summary: 'Run the background pod supervisor for this run root (internal)',
   usage: 'podrun supervisor',
-  async run() {
-    throw new PodrunError('EUNSUPPORTED', 'Cannot run "supervisor": not implemented yet');
+  description: `Watches the detached pods of the run root, re-adopts pods whose supervisor died,
+serves <run-root>/supervisor.sock, and exits when no pod runs any more.`,
+  async run(ctx) {
+    const g = ctx.global;
+    const ran = await runSupervisor({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
+    if (!ran) ctx.stderr.write('podrun supervisor: another supervisor already serves this run root\n');
+    return 0;
   },
 };
 export default command;

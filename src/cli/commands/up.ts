@@ -1,13 +1,148 @@
-import type { Command } from '../command.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command, CommandContext } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
+import type { PodrunEvent } from '../../util/events.js';
+import { parseManifests, formatWarning } from '../../spec/parse.js';
+import type { ManifestSet } from '../../spec/plan.js';
+import { ImageService } from '../../image/index.js';
+import { makePullRenderer } from '../progress.js';
+import { PodRuntime, request } from '../../runtime/api.js';
+import { ensureSupervisor } from '../../runtime/supervisor.js';
+import { followLogs } from '../../runtime/logs.js';
+import { podLogDir } from '../../runtime/paths.js';
+import type { PodStatus } from '../../runtime/controller/status.js';
 
-// Placeholder until the verb is implemented.
+const COLORS = [36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96];
+
 const command: Command = {
   name: 'up',
-  summary: '(not implemented yet)',
-  usage: 'podrun up',
-  async run() {
-    throw new PodrunError('EUNSUPPORTED', 'Cannot run "up": not implemented yet');
+  summary: 'Run the pods of a manifest file (foreground with logs, or -d in the background)',
+  usage: 'podrun up [-d] [--replace] FILE',
+  description: `Pulls the images, creates each pod's sandbox and starts its containers.
+In the foreground, prints every container's log lines prefixed with its name until Ctrl-C,
+which stops the pods gracefully (stop signal, terminationGracePeriodSeconds, then SIGKILL) and
+removes them; a pod with restartPolicy Never/OnFailure ends the command when it finishes
+(exit 0 when it Succeeded). With -d, returns once every container runs (or says why one does
+not) and leaves the pods to the background supervisor. A second "up" of a running pod with the
+same spec does nothing; a different spec is refused unless --replace.`,
+  options: {
+    detach: { type: 'boolean', short: 'd' },
+    replace: { type: 'boolean' },
+  },
+  async run(ctx, values, positionals) {
+    if (positionals.length !== 1) throw new PodrunError('EINVAL_ARG', `Cannot run "up": expected one manifest file, got ${positionals.length}`, { hint: 'podrun up pod.yaml' });
+    const file = positionals[0];
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new PodrunError('ENOTFOUND', `Cannot read manifest "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const set = parseManifests(text, { source: file });
+    for (const w of set.warnings) ctx.events({ type: 'warning', message: formatWarning(w) });
+    if (set.pods.length === 0) throw new PodrunError('EINVAL_SPEC', `Cannot run "${file}": it contains no Pod`);
+
+    const progress = makePullRenderer(ctx.stderr, ctx.events, {});
+    const images = new ImageService({ root: ctx.global.root, registryConfigPath: ctx.global.registryConfig, events: progress.sink });
+    try {
+      const seen = new Set<string>();
+      for (const c of set.pods.flatMap((p) => [...p.initContainers, ...p.containers])) {
+        if (seen.has(c.image)) continue;
+        seen.add(c.image);
+        await images.ensureImage(c.image, c.imagePullPolicy);
+      }
+    } finally {
+      progress.finish();
+    }
+    if (values.detach) return detached(ctx, text, path.resolve(file), Boolean(values.replace));
+    return foreground(ctx, set, images, Boolean(values.replace));
   },
 };
 export default command;
+
+async function detached(ctx: CommandContext, text: string, source: string, replace: boolean): Promise<number> {
+  const g = ctx.global;
+  const sock = await ensureSupervisor({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig });
+  const res = await request(sock, { op: 'up', text, source, replace }, 300_000);
+  let code = 0;
+  for (const p of res.pods as { name: string; namespace: string; created: boolean; error?: { message: string; hint?: string }; status?: PodStatus }[]) {
+    if (p.error) {
+      code = 1;
+      ctx.stderr.write(`pod/${p.name}: ${p.error.message}\n`);
+      if (p.error.hint) ctx.stderr.write(`hint: ${p.error.hint}\n`);
+    } else if (!p.created) ctx.stdout.write(`pod/${p.name} unchanged (already running with this spec)\n`);
+    else ctx.stdout.write(`pod/${p.name} running (${p.status?.containerStatuses.length ?? 0} containers)\n`);
+  }
+  return code;
+}
+
+async function foreground(ctx: CommandContext, set: ManifestSet, images: ImageService, replace: boolean): Promise<number> {
+  const g = ctx.global;
+  const tty = Boolean(ctx.stdout.isTTY);
+  const multi = set.pods.length > 1;
+  const names = set.pods.flatMap((p) => [...p.initContainers, ...p.containers].map((c) => (multi ? `${p.name}/${c.name}` : c.name)));
+  const width = Math.max(...names.map((n) => n.length));
+  const color = new Map(names.map((n, i) => [n, COLORS[i % COLORS.length]]));
+  const prefix = (n: string) => {
+    const p = `${n.padEnd(width)} |`;
+    return tty ? `\x1b[${color.get(n) ?? 0}m${p}\x1b[0m ` : `${p} `;
+  };
+  const events = (ev: PodrunEvent) => {
+    ctx.events(ev);
+    if (ev.type === 'container' && (ev.reason || ev.state === 'terminated')) {
+      const n = multi ? `${ev.pod}/${ev.container}` : ev.container;
+      const detail = [ev.state, ev.reason, ev.exitCode !== undefined ? `exit code ${ev.exitCode}` : undefined].filter(Boolean).join(', ');
+      ctx.stderr.write(`${prefix(n)}[${detail}${ev.message ? `: ${ev.message}` : ''}]\n`);
+    }
+  };
+  const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events, images });
+  const keys: string[] = [];
+  try {
+    for (const plan of set.pods) {
+      const up = await rt.upPod(plan, { replace, firstPullPolicy: 'IfNotPresent', manifests: set });
+      if (up.created) keys.push(up.key);
+      else ctx.stderr.write(`pod/${plan.name} is already running with this spec: nothing to do\n`);
+    }
+  } catch (err) {
+    for (const k of keys) await rt.downPod(k, { gracePeriodSeconds: 0 }).catch(() => {});
+    throw err;
+  }
+  if (keys.length === 0) return 0;
+
+  const abort = new AbortController();
+  const followers: Promise<void>[] = [];
+  for (const plan of set.pods.filter((p) => keys.includes(`${p.namespace}_${p.name}`))) {
+    for (const c of [...plan.initContainers, ...plan.containers]) {
+      const n = multi ? `${plan.name}/${c.name}` : c.name;
+      const dir = path.join(podLogDir(rt.ctx.paths, plan.namespace, plan.name, plan.uid), c.name);
+      followers.push(followLogs(dir, (l) => ctx.stdout.write(`${prefix(n)}${l.text}\n`), { signal: abort.signal, pollMs: 100 }).catch(() => {}));
+    }
+  }
+
+  let signals = 0;
+  const stopped = new Promise<'signal'>((resolve) => {
+    const on = () => {
+      signals++;
+      if (signals === 1) {
+        ctx.stderr.write('\nStopping (Ctrl-C again to kill at once)…\n');
+        resolve('signal');
+      } else {
+        for (const k of keys) void rt.downPod(k, { gracePeriodSeconds: 0 }).catch(() => {});
+      }
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+  const finished = Promise.all(keys.map((k) => rt.waitDone(k)));
+  const how = await Promise.race([stopped, finished.then(() => 'done' as const)]);
+  const statuses = keys.map((k) => rt.podStatus(k));
+  await new Promise((r) => setTimeout(r, 150)); // let the followers print the last lines
+  abort.abort();
+  await Promise.all(followers);
+  for (const k of keys) await rt.downPod(k).catch((err) => ctx.stderr.write(`podrun up: ${(err as Error).message}\n`));
+  if (how === 'signal') return 0;
+  const failed = statuses.some((s) => s?.phase !== 'Succeeded');
+  for (const [i, s] of statuses.entries()) ctx.stderr.write(`pod/${set.pods.find((p) => `${p.namespace}_${p.name}` === keys[i])?.name}: ${s?.phase ?? 'unknown'}\n`);
+  return failed ? 1 : 0;
+}
