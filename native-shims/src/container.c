@@ -215,8 +215,18 @@ static void bind_mounts(struct plan *p, int *fds)
 	for (int i = 0; i < p->n_binds; i++) {
 		struct bind_mount *b = &p->binds[i];
 		make_target(b->dst, fds[i]);
+		/* read-only for the whole cloned tree (submounts too) before it becomes visible;
+		 * kernels before 5.12 lack mount_setattr: remount the top mount instead */
+		int ro_done = 0;
+		if (b->ro) {
+			struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+			if (syscall(SYS_mount_setattr, fds[i], "", AT_EMPTY_PATH | (b->rec ? AT_RECURSIVE : 0), &attr, sizeof attr) == 0)
+				ro_done = 1;
+			else if (errno != ENOSYS)
+				fail("mount_setattr-ro", b->dst);
+		}
 		attach(fds[i], b->dst, "bind");
-		if (b->ro)
+		if (b->ro && !ro_done)
 			do_mount(NULL, b->dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, "bind-remount-ro");
 		report_step("bind", b->dst);
 	}

@@ -19,7 +19,7 @@ import {
   waitExitStatus,
   type ExecPlan,
 } from '../../src/runtime/shim.js';
-import { isAlive, killIfAlive, TestSandbox, waitGone } from '../helpers/sandbox.js';
+import { isAlive, killIfAlive, sys, TestSandbox, waitGone } from '../helpers/sandbox.js';
 
 let sb: TestSandbox;
 beforeAll(() => {
@@ -233,6 +233,9 @@ describe('filesystem', () => {
     const hosts = path.join(sb.base, 'hosts');
     fs.writeFileSync(hosts, '127.0.0.1 localhost\n10.0.0.1 podrun-test\n');
     fs.symlinkSync('/var', path.join(sb.rootfs, 'varlink'));
+    // a submount inside the volume: a recursive read-only bind makes it read-only too
+    fs.mkdirSync(path.join(vol, 'sub'));
+    sys.mount('tmpfs', path.join(vol, 'sub'), 'tmpfs', 0, 'size=1m');
     const mounts = [
       { source: vol, target: '/data', readOnly: false },
       { source: hosts, target: '/etc/hosts', readOnly: true },
@@ -240,12 +243,14 @@ describe('filesystem', () => {
     ];
     const w = sb.container('bind-w', ['sh', '-c', 'echo from-w > /data/f; echo shm-w > /dev/shm/s; cat /etc/hosts; (echo x >> /etc/hosts) 2>&1; true'], { plan: { mounts, shmSource: shm } });
     await sb.run(w);
-    const r = sb.container('bind-r', ['sh', '-c', 'cat /data/f /dev/shm/s /var/vol/f; (echo y > /var/vol/g) 2>&1; true'], { plan: { mounts, shmSource: shm } });
+    const r = sb.container('bind-r', ['sh', '-c', 'cat /data/f /dev/shm/s /var/vol/f; (echo y > /var/vol/g) 2>&1; (echo z > /var/vol/sub/z) 2>&1; echo sub-rw > /data/sub/w && cat /data/sub/w'], { plan: { mounts, shmSource: shm } });
     await sb.run(r);
     expect(sb.stdout(w).slice(0, 2)).toEqual(['127.0.0.1 localhost', '10.0.0.1 podrun-test']);
     expect(sb.stdout(w)[2]).toMatch(/Read-only file system/);
     expect(sb.stdout(r).slice(0, 3)).toEqual(['from-w', 'shm-w', 'from-w']);
     expect(sb.stdout(r)[3]).toMatch(/Read-only file system/);
+    expect(sb.stdout(r)[4]).toMatch(/Read-only file system/);
+    expect(sb.stdout(r)[5]).toBe('sub-rw');
     expect(fs.readFileSync(path.join(shm, 's'), 'utf8')).toBe('shm-w\n');
     // the symlink resolved inside the container: nothing was created on the host's /var
     expect(fs.existsSync('/var/vol')).toBe(false);
