@@ -136,3 +136,29 @@ describe('kubectl columns', () => {
     await c.stop();
   });
 });
+
+describe('restore of a finished pod', () => {
+  it('stops the sidecars a finished Job-like pod still ran when its supervisor died, preStop once', async () => {
+    const d = new FakeDriver({ job: () => ({ exitAfterMs: 1000, exitCode: 0 }) });
+    const plan = pod({
+      restartPolicy: 'Never',
+      initContainers: [container('proxy', { role: 'sidecar', lifecycle: { preStop: { kind: 'exec', command: ['drain'] } } })],
+      containers: [container('job')],
+    });
+    const c1 = new PodController(plan, d, { clock: d.clock });
+    c1.start();
+    await d.clock.advance(500);
+    const snap = c1.snapshot();
+    snap.terminal = true; // as if the job had finished and the supervisor died before stopping proxy
+    (c1 as unknown as { terminal: boolean }).terminal = true;
+    d.exit('job', 0);
+    const c2 = new PodController(plan, d, { clock: d.clock });
+    c2.restore(JSON.parse(JSON.stringify(snap)));
+    const stopped = c2.stop('down');
+    await d.clock.advance(1000);
+    const st = await stopped;
+    expect(d.isRunning('proxy')).toBe(false);
+    expect(d.log.filter((l) => l.startsWith('exec proxy'))).toHaveLength(1);
+    expect(st.phase).toBe('Succeeded');
+  });
+});

@@ -83,6 +83,8 @@ interface Slot {
   cancelTimers: (() => void)[];
   probes: ProbeWorker[];
   exitWaiters: (() => void)[];
+  /** A kill in progress (a second caller waits for it instead of running preStop again). */
+  killing?: Promise<void>;
 }
 
 /** What snapshot() writes and restore() reads: plain JSON. */
@@ -277,6 +279,7 @@ export class PodController {
     if (!this.terminal) this.armDeadline();
     this.changed();
     if (this.stopping) void this.stop('restored while stopping');
+    else if (this.terminal) void this.finish(); // stop what a finished pod still runs (sidecars)
     else this.sync();
   }
 
@@ -612,7 +615,17 @@ export class PodController {
    * kubelet's killContainer: preStop (bounded by the time left), then the stop signal, SIGKILL when
    * the deadline passes (at least minGraceMs after the hook, unless the grace period is 0).
    */
-  private async killContainer(slot: Slot, deadline: number, immediate: boolean): Promise<void> {
+  private killContainer(slot: Slot, deadline: number, immediate: boolean): Promise<void> {
+    if (slot.state !== 'running' || !slot.id) return Promise.resolve();
+    if (slot.killing) return slot.killing;
+    const p = this.killContainerOnce(slot, deadline, immediate).finally(() => {
+      if (slot.killing === p) slot.killing = undefined;
+    });
+    slot.killing = p;
+    return p;
+  }
+
+  private async killContainerOnce(slot: Slot, deadline: number, immediate: boolean): Promise<void> {
     if (slot.state !== 'running' || !slot.id) return;
     const id = slot.id;
     const gen = slot.gen;
