@@ -477,6 +477,9 @@ export async function unpackLayer(input: Readable, opts: UnpackLayerOptions): Pr
   fs.mkdirSync(parent, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(parent, `.tmp-${path.basename(opts.dest).slice(0, 12)}-`));
   try {
+    // mkdtemp makes 0700; overlayfs shows the top layer's root dir as the container's "/", so it
+    // must be 0755 unless the layer's own root entry ("./" or "/") says otherwise
+    fs.chmodSync(tmp, 0o755);
     const r = await extractLayerStream(input, tmp, { ...opts, mode: 'overlay' });
     try {
       fs.renameSync(tmp, opts.dest);

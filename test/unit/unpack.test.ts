@@ -251,6 +251,7 @@ describe('unpackLayer', () => {
     const ok = await unpackLayer(Readable.from([gzipSync(tar)]), { dest, compression: 'gzip', diffId, syscalls: fakeSyscalls().sc });
     expect(ok.diffId).toBe(diffId);
     expect(fs.readFileSync(path.join(dest, 'a'), 'utf8')).toBe('A');
+    expect(fs.statSync(dest).mode & 0o7777).toBe(0o755); // the container's "/" when this layer is on top
     // a second unpack of the same layer (another process) keeps the first directory
     const again = await unpackLayer(Readable.from([gzipSync(tar)]), { dest, compression: 'gzip', diffId, syscalls: fakeSyscalls().sc });
     expect(again.reused).toBe(true);
