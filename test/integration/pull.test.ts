@@ -160,6 +160,7 @@ describe.runIf(isRoot)('podrun pull from a real registry', () => {
     const mnt = fs.mkdtempSync(path.join(tmp, 'podrun-test-ovl-'));
     realSyscalls.mount('overlay', mnt, 'overlay', 1 /* MS_RDONLY */, `lowerdir=${[...dirs].reverse().join(':')}`);
     mounts.push(mnt);
+    expect(fs.statSync(mnt).mode & 0o7777).toBe(0o755); // the container's "/"
     const flat = path.join(tmp, 'flat-for-overlay');
     expect(podrun(root, 'image', 'unpack', fx.multilayer, flat).status).toBe(0);
     const a = describeTree(mnt, false);
