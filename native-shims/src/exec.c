@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -114,16 +116,57 @@ static int relay_pty(int master, pid_t child)
 	return exit_code(status);
 }
 
-static int open_pty(int *slave)
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+/* In the child, inside the container's mount namespace: a pty of the container's own devpts
+ * instance (so /dev/pts/N names it inside), the master sent to the parent over `sock`. */
+static int container_pty(int sock, uid_t uid)
 {
-	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		fail("open-ptmx", "/dev/ptmx");
+	if (unlockpt(master) < 0)
+		fail("unlockpt", "/dev/ptmx");
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		fail("open-pty-slave", "/dev/ptmx");
+	if (fchown(slave, uid, (gid_t)-1) < 0)
+		fail("chown-pty", NULL);
+	char byte = 0;
+	char ctrl[CMSG_SPACE(sizeof(int))];
+	memset(ctrl, 0, sizeof ctrl);
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl, .msg_controllen = sizeof ctrl };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &master, sizeof(int));
+	if (sendmsg(sock, &msg, 0) < 0)
+		fail("send-pty-master", NULL);
+	close(master);
+	return slave;
+}
+
+/* In the parent: the master from the child, or -1 when the child failed before sending it. */
+static int receive_master(int sock)
+{
+	char byte;
+	char ctrl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl, .msg_controllen = sizeof ctrl };
+	ssize_t n;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+	if (!c || c->cmsg_type != SCM_RIGHTS)
 		return -1;
-	char *name = ptsname(master);
-	if (!name)
-		return -1;
-	*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	return *slave < 0 ? -1 : master;
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
 }
 
 int mode_exec(const char *planfile)
@@ -157,9 +200,9 @@ int mode_exec(const char *planfile)
 			return EXIT_SHIM_FAILED;
 		}
 	}
-	int slave = -1, master = -1;
-	if (p.terminal && (master = open_pty(&slave)) < 0) {
-		report_error("openpty", errno, "/dev/ptmx");
+	int sock[2] = { -1, -1 }, master = -1;
+	if (p.terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) {
+		report_error("socketpair", errno, NULL);
 		return EXIT_SHIM_FAILED;
 	}
 	/* A PID namespace applies to children: join it here, before fork. */
@@ -201,6 +244,9 @@ int mode_exec(const char *planfile)
 				fail("setns", p.joins[i].path);
 		}
 		if (p.terminal) {
+			close(sock[0]);
+			int slave = container_pty(sock[1], p.uid);
+			close(sock[1]);
 			if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
 				fail("controlling-tty", NULL);
 			if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
@@ -212,8 +258,11 @@ int mode_exec(const char *planfile)
 	}
 	child_pid = child;
 	close(sync[1]);
-	if (slave >= 0)
-		close(slave);
+	if (p.terminal) {
+		close(sock[1]);
+		master = receive_master(sock[0]);
+		close(sock[0]);
+	}
 	if (!p.terminal) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof sa);
@@ -231,8 +280,13 @@ int mode_exec(const char *planfile)
 		waitpid(child, &st, 0);
 		return EXIT_SHIM_FAILED;
 	}
-	if (p.terminal)
+	if (p.terminal) {
+		if (master < 0) {
+			report_error("receive-pty-master", EPROTO, NULL);
+			return EXIT_SHIM_FAILED;
+		}
 		return relay_pty(master, child);
+	}
 	int status;
 	while (waitpid(child, &status, 0) < 0) {
 		if (errno != EINTR)

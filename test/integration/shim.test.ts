@@ -305,8 +305,10 @@ describe('exec and identity', () => {
     const k = await execInContainer(execPlan(c, ['sh', '-c', 'kill -TERM $$']), { stdio: 'capture' });
     expect(k.exitCode).toBe(128 + 15);
 
-    const t = await execInContainer(execPlan(c, ['sh', '-c', 'test -t 0 && test -t 1 && echo tty'], {}, true), { stdio: 'capture' });
-    expect(t.stdout.toString()).toContain('tty');
+    // the pty comes from the container's own devpts instance: its name resolves inside
+    const t = await execInContainer(execPlan(c, ['sh', '-c', 'test -t 0 && test -t 1 && tty && stat -c %U $(tty)'], { uid: 1000, gid: 1000, additionalGids: [] }, true), { stdio: 'capture', input: '' });
+    expect(t.stdout.toString().split(/\r?\n/).filter(Boolean)).toEqual(['/dev/pts/0', 'app']);
+    expect(t.exitCode).toBe(0);
 
     await expect(execInContainer(execPlan(c, ['/nope']), { stdio: 'capture' })).rejects.toMatchObject({ code: 'ESHIM', step: 'execve', errnoName: 'ENOENT' });
 
