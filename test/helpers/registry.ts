@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
+const SETPRIV = '/usr/bin/setpriv';
 
 export interface TestRegistryOptions {
   /** Basic auth with these users (htpasswd file, bcrypt). */
@@ -154,7 +155,7 @@ async function startTokenServer(
   return { realm: `http://127.0.0.1:${port}/token`, server, requests, certFile: join(dir, 'token.pem') };
 }
 
-function probe(url: string, caFile?: string): Promise<number> {
+function probe(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const fn = u.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -162,7 +163,6 @@ function probe(url: string, caFile?: string): Promise<number> {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
-    void caFile;
     req.on('error', reject);
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
@@ -244,7 +244,9 @@ export async function startTestRegistry(opts: TestRegistryOptions = {}): Promise
       const config = [...lines, 'http:', `  addr: ${address}:${port}`, `  secret: ${randomBytes(16).toString('hex')}`, ...tlsLines].join('\n') + '\n';
       writeFileSync(join(dir, 'config.yml'), config);
       const fd = openSync(logFile, 'a');
-      child = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', fd, fd] });
+      // With setpriv, the registry gets SIGKILL if the test process dies before stop() runs.
+      const argv = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', REGISTRY_BIN] : [REGISTRY_BIN];
+      child = spawn(argv[0], [...argv.slice(1), 'serve', join(dir, 'config.yml')], { stdio: ['ignore', fd, fd] });
       closeSync(fd);
       const scheme = opts.tls ? 'https' : 'http';
       const url = `${scheme}://${address}:${port}`;
