@@ -14,9 +14,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,69 +34,25 @@ import {
   type PodNetworkRequest,
 } from '../../src/runtime/network/index.js';
 import { isPodrunError, type PodrunError } from '../../src/util/errors.js';
+import { createTestNetwork, havePlugins, sh, shOk, type TestNetwork } from '../helpers/cni-net.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
-const havePlugins = existsSync('/usr/lib/cni/bridge') || existsSync('/opt/cni/bin/bridge') || existsSync('/usr/libexec/cni/bridge');
 const skipReason = !isRoot ? 'needs root' : !havePlugins ? 'needs containernetworking-plugins' : '';
 
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const { stdout } = await run(cmd, args, { timeout: 10_000, env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
-  return stdout;
-}
-async function shOk(cmd: string, args: string[]): Promise<boolean> {
-  try {
-    await sh(cmd, args);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// --- names and temp dirs --------------------------------------------------------------------
-const rand = randomBytes(8).toString('base64url').replace(/[-_]/g, 'x').slice(0, 3).toLowerCase();
-const NET = `podrun-test-${rand}`; // also the bridge name: 15 characters, the kernel's limit
-const SHARED_CHAINS: [string, string][] = [
-  ['nat', 'CNI-HOSTPORT-DNAT'],
-  ['nat', 'CNI-HOSTPORT-SETMARK'],
-  ['nat', 'CNI-HOSTPORT-MASQ'],
-  ['filter', 'CNI-FORWARD'],
-  ['filter', 'CNI-ADMIN'],
-];
+let tn: TestNetwork;
+let NET = '';
 let subnet = '';
-let confDir = '';
 let runRoot = '';
 let opts: NetworkOptions;
-let ipForwardBefore = '';
-let chainsBefore = new Set<string>();
-let tablesBefore = new Set<string>();
-const NFT_TABLES = ['ip nat', 'ip filter', 'ip6 nat', 'ip6 filter'];
-
-async function nftTables(): Promise<Set<string>> {
-  const out = await sh('nft', ['list', 'tables']).catch(() => '');
-  return new Set(out.split('\n').map((l) => l.replace(/^table /, '').trim()).filter(Boolean));
-}
 const netnsMade = new Set<string>();
-const podsUp = new Set<string>();
+/** pods set up and not yet torn down, with the options they were made with */
+const podsUp = new Map<string, NetworkOptions>();
+/** set when afterAll starts: the leak loop stops starting cycles */
+let stopping = false;
+let leakRun: Promise<unknown> | undefined;
 const children: ChildProcess[] = [];
 const tmpDirs: string[] = [];
-
-async function chainExists(table: string, chain: string): Promise<boolean> {
-  return shOk('iptables', ['-w', '5', '-t', table, '-S', chain]);
-}
-
-/** 10.255.<x>.0/28 with no host address or route inside 10.255.<x>.0/24. */
-async function pickSubnet(): Promise<string> {
-  const routes = await sh('ip', ['-4', 'route', 'show', 'table', 'all']);
-  const addrs = await sh('ip', ['-4', '-o', 'addr']);
-  for (let i = 0; i < 50; i++) {
-    const x = randomInt(1, 255);
-    const prefix = `10.255.${x}.`;
-    if (routes.includes(prefix) || addrs.includes(prefix) || /(^|\s)10\.0\.0\.0\/8|10\.255\.0\.0\/16/.test(routes)) continue;
-    return `${prefix}0/28`;
-  }
-  throw new Error('no free 10.255.x.0/28 found');
-}
 
 async function addNetns(suffix: string): Promise<string> {
   const name = `${NET}-${suffix}`;
@@ -115,7 +71,7 @@ function req(id: string, netnsPath: string, ports: PodNetworkRequest['ports'] = 
 }
 
 async function up(id: string, netnsPath: string, ports: PodNetworkRequest['ports'] = [], o = opts) {
-  podsUp.add(id);
+  podsUp.set(id, o);
   return setupPodNetwork(o, req(id, netnsPath, ports));
 }
 async function down(id: string, netnsPath?: string, o = opts) {
@@ -156,15 +112,11 @@ async function wgetFrom(netnsPath: string | undefined, url: string): Promise<str
   return netnsPath ? sh('nsenter', [`--net=${netnsPath}`, ...args]) : sh(args[0], args.slice(1));
 }
 
-/** Every iptables/nft line that mentions the test network (its name is also the bridge name). */
-async function firewallMentions(ids: string[] = []): Promise<string[]> {
-  const text = (await sh('iptables-save', [])) + (await shOk('nft', ['--version']) ? await sh('nft', ['list', 'ruleset']).catch(() => '') : '');
-  return text.split('\n').filter((l) => l.includes(NET) || ids.some((id) => l.includes(id)));
+function firewallMentions(ids: string[] = []): Promise<string[]> {
+  return tn.firewallMentions(ids);
 }
-
-async function bridgePorts(): Promise<string[]> {
-  if (!(await shOk('ip', ['link', 'show', NET]))) return [];
-  return (await sh('ip', ['-o', 'link', 'show', 'master', NET])).split('\n').filter(Boolean);
+function bridgePorts(): Promise<string[]> {
+  return tn.bridgePorts();
 }
 
 async function leases(): Promise<string[]> {
@@ -193,7 +145,7 @@ await setupPodNetwork(o, req);
   );
 }
 async function crashDuringSetup(id: string, netnsPath: string, crashAt: string, ports: PodNetworkRequest['ports'] = []): Promise<void> {
-  podsUp.add(id);
+  podsUp.set(id, opts);
   const { events: _e, ...o } = opts;
   await new Promise<void>((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(compiledDir, 'crash.mjs'), JSON.stringify([o, req(id, netnsPath, ports), crashAt])], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -206,39 +158,28 @@ async function crashDuringSetup(id: string, netnsPath: string, crashAt: string, 
 // --- lifecycle -------------------------------------------------------------------------------
 describe.skipIf(!!skipReason)('pod networking through CNI (real plugins, real kernel)', () => {
   beforeAll(async () => {
-    expect(await shOk('ip', ['link', 'show', NET])).toBe(false);
-    subnet = await pickSubnet();
-    confDir = await mkdtemp(path.join(os.tmpdir(), 'podrun-test-cni-conf-'));
+    tn = await createTestNetwork();
+    NET = tn.name;
+    subnet = tn.subnet;
     runRoot = await mkdtemp(path.join(os.tmpdir(), 'podrun-test-run-'));
-    tmpDirs.push(confDir, runRoot);
-    opts = { runRoot, confDir, networkName: NET, bridge: NET, subnet };
-    ipForwardBefore = (await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8')).trim();
-    for (const [t, c] of SHARED_CHAINS) if (await chainExists(t, c)) chainsBefore.add(`${t}/${c}`);
-    tablesBefore = await nftTables();
+    tmpDirs.push(runRoot);
+    opts = tn.options(runRoot);
     await compileModule();
   });
 
   afterAll(async () => {
     for (const c of children) if (c.pid && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
-    for (const id of [...podsUp]) await teardownPodNetwork(opts, id).catch(() => {});
+    stopping = true;
+    await leakRun?.catch(() => {});
+    for (const [id, o] of [...podsUp]) await teardownPodNetwork(o, id).catch(() => {});
     for (const ns of [...netnsMade]) await shOk('ip', ['netns', 'del', ns]);
-    if (await shOk('ip', ['link', 'show', NET])) await sh('ip', ['link', 'del', NET]);
-    await removeSharedChains();
-    // iptables-nft creates its tables on first use (portmap's DEL also touches ip6 nat): drop the empty ones we caused
-    const now = await nftTables();
-    for (const t of NFT_TABLES) {
-      if (tablesBefore.has(t) || !now.has(t)) continue;
-      const body = await sh('nft', ['list', 'table', ...t.split(' ')]).catch(() => '');
-      const hasRules = body.split('\n').some((l) => /^\s+(?!type |chain |\}|policy)\S/.test(l) && !/^\s*(chain|\}|type )/.test(l.trim()));
-      if (!hasRules) await shOk('nft', ['delete', 'table', ...t.split(' ')]);
-    }
-    if (ipForwardBefore) await writeFile('/proc/sys/net/ipv4/ip_forward', ipForwardBefore);
+    await tn?.cleanup();
     for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
   });
 
   afterEach(async () => {
     // each test tears its pods down; anything left (a failed test) goes here
-    for (const id of [...podsUp]) await down(id).catch(() => {});
+    for (const [id, o] of [...podsUp]) await down(id, undefined, o).catch(() => {});
   });
 
   it('gives two pods an IP each; pod → pod and host → pod by pod IP', async () => {
@@ -264,7 +205,7 @@ describe.skipIf(!!skipReason)('pod networking through CNI (real plugins, real ke
 
     await checkPodNetwork(opts, req(`${NET}-a`, a));
     // the conflist podrun wrote on first use, with the options given
-    const conf = JSON.parse(await readFile(path.join(confDir, `${NET}.conflist`), 'utf8'));
+    const conf = JSON.parse(await readFile(path.join(tn.confDir, `${NET}.conflist`), 'utf8'));
     expect(conf.name).toBe(NET);
     expect(conf.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap', 'firewall']);
     expect(conf.plugins[0].ipam.ranges[0][0].subnet).toBe(subnet);
@@ -394,56 +335,45 @@ describe.skipIf(!!skipReason)('pod networking through CNI (real plugins, real ke
         await delNetns(ns);
       }
     };
-    await Promise.all([0, 1, 2, 3, 4].map(async (lane) => {
-      for (let k = 0; k < 10; k++) await cycle(lane * 10 + k);
+    leakRun = Promise.all([0, 1, 2, 3, 4].map(async (lane) => {
+      for (let k = 0; k < 10 && !stopping; k++) await cycle(lane * 10 + k);
     }));
+    await leakRun;
     const elapsed = Date.now() - t0;
     expect(await bridgePorts()).toEqual([]);
     expect(await leases()).toEqual([]);
     expect(await listNetworkAttachments(runRoot)).toEqual([]);
     expect(await firewallMentions(ids)).toEqual([]);
-    // not exhausted: the whole /28 (13 addresses) can still be handed out
-    const got: string[] = [];
-    for (let i = 0; i < 13; i++) {
-      const ns = await addNetns(`f${i}`);
-      got.push((await up(`${NET}-f${i}`, ns)).ip);
-    }
-    expect(new Set(got).size).toBe(13);
-    const extra = await addNetns('f13');
-    const full = await up(`${NET}-f13`, extra).catch((e) => e);
-    expect(isPodrunError(full, 'ECNI')).toBe(true);
-    expect(full.hint).toMatch(/subnet is full/);
-    for (let i = 0; i < 13; i++) await down(`${NET}-f${i}`);
-    podsUp.delete(`${NET}-f13`);
-    expect(await leases()).toEqual([]);
+    // 50 cycles through 13 addresses: had a cycle leaked its lease, the /28 would have run out by now
     console.log(`network leak test: 50 cycles in ${elapsed} ms (${Math.round(elapsed / 50)} ms per setup+teardown)`);
-  }, 180_000);
+  }, 300_000);
+
+  it('a full subnet gives ECNI with a hint, and the address comes back after teardown', async () => {
+    // same bridge and subnet, but a network of its own whose range holds just 2 addresses
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'podrun-test-cni-small-'));
+    tmpDirs.push(dir);
+    const small = `${NET}s`;
+    const base = subnet.replace(/\d+\/28$/, '');
+    const list = {
+      cniVersion: '1.0.0',
+      name: small,
+      plugins: [{ type: 'bridge', bridge: NET, isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet, rangeStart: `${base}13`, rangeEnd: `${base}14` }]], dataDir: ipamDataDir(runRoot) } }],
+    };
+    await writeFile(path.join(dir, `${small}.conflist`), JSON.stringify(list));
+    const o = { ...opts, confDir: dir, networkName: small };
+    const a = await up(`${NET}-s1`, await addNetns('s1'), [], o);
+    const b = await up(`${NET}-s2`, await addNetns('s2'), [], o);
+    expect([a.ip, b.ip].sort()).toEqual([`${base}13`, `${base}14`]);
+    const ns3 = await addNetns('s3');
+    const full = await up(`${NET}-s3`, ns3, [], o).catch((e) => e);
+    podsUp.delete(`${NET}-s3`);
+    expect(isPodrunError(full, 'ECNI')).toBe(true);
+    expect(full.message).toMatch(/plugin "bridge" \(ADD\) failed: .*no IP addresses available/);
+    expect(full.hint).toMatch(/subnet is full/);
+    await down(`${NET}-s1`, undefined, o);
+    expect((await up(`${NET}-s3`, ns3, [], o)).ip).toBe(a.ip);
+    await down(`${NET}-s2`, undefined, o);
+    await down(`${NET}-s3`, undefined, o);
+    expect((await readdir(path.join(ipamDataDir(runRoot), small))).filter((f) => /^\d/.test(f))).toEqual([]);
+  });
 });
-
-/**
- * portmap's and firewall's shared chains, if this file created them and they hold nothing but the
- * plugins' own fixed rules (no pod address, no pod chain, no other network's rule).
- */
-async function removeSharedChains(): Promise<void> {
-  const fixed = (rule: string) => !/ -[sd] |name: |-j CNI-(DN|[0-9a-f]{6})/.test(rule);
-  for (let pass = 0; pass < 3; pass++) {
-    for (const [table, chain] of SHARED_CHAINS) {
-      if (chainsBefore.has(`${table}/${chain}`) || !(await chainExists(table, chain))) continue;
-      const rules = (await sh('iptables', ['-w', '5', '-t', table, '-S', chain])).split('\n').filter((l) => l.startsWith('-A '));
-      if (!rules.every(fixed)) continue;
-      const jumps = (await sh('iptables', ['-w', '5', '-t', table, '-S'])).split('\n').filter((l) => l.startsWith('-A ') && l.endsWith(`-j ${chain}`));
-      if (jumps.some((j) => !fixed(j))) continue;
-      for (const j of jumps) await shOk('iptables', ['-w', '5', '-t', table, '-D', ...splitRule(j.slice(3))]);
-      await shOk('iptables', ['-w', '5', '-t', table, '-F', chain]);
-      await shOk('iptables', ['-w', '5', '-t', table, '-X', chain]);
-    }
-  }
-}
-
-/** Split an iptables -S rule into argv (handles the quoted comments). */
-function splitRule(rule: string): string[] {
-  const out: string[] = [];
-  const re = /"((?:\\.|[^"\\])*)"|(\S+)/g;
-  for (let m; (m = re.exec(rule)); ) out.push(m[1] !== undefined ? m[1].replace(/\\"/g, '"') : m[2]);
-  return out;
-}
