@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { ImageConfig } from '../image/types.js';
 import { nodeErrCode, PodrunError } from '../util/errors.js';
 import { containerCapabilities } from './capabilities.js';
-import { metadataFieldValue, resolveFiles } from './parse.js';
+import { metadataFieldValue, resolveFiles } from './objects.js';
 import type {
   CapabilitySets,
   ConfigMapPlan,

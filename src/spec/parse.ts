@@ -13,6 +13,7 @@ import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type { z } from 'zod';
 import { PodrunError } from '../util/errors.js';
 import { normalizeCapability } from './capabilities.js';
+import { metadataFieldValue, resolveFiles, type PodMetadataFacts } from './objects.js';
 import { checkQualifiedName, checkSysctl } from './names.js';
 import type {
   ConfigMapPlan,
@@ -41,11 +42,9 @@ import type {
 } from './plan.js';
 import { formatQuantity, isFractional, parseQuantity, quantityMilli, quantityValue, QuantityError } from './quantity.js';
 import {
-  configMapSchema,
   IGNORED,
   isEmptyValue,
-  podSchema,
-  secretSchema,
+  schemas,
   type ConfigMapInput,
   type ContainerInput,
   type HttpGetInput,
@@ -191,9 +190,9 @@ export function parseManifests(text: string, opts: ParseOptions = {}): ManifestS
     else if (typeof kind === 'string') ctx.object = `${kind} (document ${n})`;
 
     let schema: z.ZodType;
-    if (kind === 'Pod') schema = podSchema;
-    else if (kind === 'ConfigMap') schema = configMapSchema;
-    else if (kind === 'Secret') schema = secretSchema;
+    if (kind === 'Pod') schema = schemas().podSchema;
+    else if (kind === 'ConfigMap') schema = schemas().configMapSchema;
+    else if (kind === 'Secret') schema = schemas().secretSchema;
     else {
       if (kind === undefined) ctx.problem(['kind'], 'is required (podrun reads v1 Pod, ConfigMap and Secret objects)');
       else {
@@ -1022,77 +1021,4 @@ function mapValues<A, B>(rec: Record<string, A>, f: (a: A) => B): Record<string,
   return out;
 }
 
-/**
- * The files of a configMap or secret volume, as kubelet writes them: every key (no items) or only
- * the listed items; a missing object or key is fatal unless the volume is optional.
- */
-export function resolveFiles(
-  kind: 'ConfigMap' | 'Secret',
-  name: string,
-  entries: Record<string, Uint8Array> | undefined,
-  items: KeyToPath[] | undefined,
-  defaultMode: number,
-  optional: boolean,
-): ResolvedFiles {
-  if (!entries) {
-    return optional ? { state: 'optional-missing', files: [] } : { state: 'missing', reason: `${kind} ${JSON.stringify(name)} is not defined` };
-  }
-  if (!items) {
-    const files = Object.keys(entries)
-      .sort()
-      .map((k) => ({ path: k, mode: defaultMode, data: entries[k] }));
-    return { state: 'found', files };
-  }
-  const files: ProjectedFile[] = [];
-  for (const it of items) {
-    const data = entries[it.key];
-    if (data === undefined) {
-      if (optional) continue;
-      return { state: 'missing', reason: `${kind} ${JSON.stringify(name)} has no key ${JSON.stringify(it.key)}` };
-    }
-    files.push({ path: it.path, mode: it.mode ?? defaultMode, data });
-  }
-  return { state: 'found', files };
-}
-
-/** The pod facts a metadata field path reads (a PodPlan has them all). */
-export interface PodMetadataFacts {
-  name: string;
-  namespace: string;
-  uid: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-}
-
-/**
- * Text of a metadata.* field path for the downward API: a single value, or for whole
- * metadata.labels / metadata.annotations kubelet's `key="value"` lines, sorted. Other paths
- * (spec.*, status.*) need runtime facts and return undefined.
- */
-export function metadataFieldValue(f: FieldPath, md: PodMetadataFacts): string | undefined {
-  switch (f.path) {
-    case 'metadata.name':
-      return md.name;
-    case 'metadata.namespace':
-      return md.namespace;
-    case 'metadata.uid':
-      return md.uid;
-    case 'metadata.labels':
-    case 'metadata.annotations': {
-      const rec = f.path === 'metadata.labels' ? md.labels : md.annotations;
-      if ('key' in f) return rec[f.key] ?? '';
-      return formatKeyValues(rec);
-    }
-    default:
-      return undefined;
-  }
-}
-
-/** kubelet's format for metadata.labels / annotations files: sorted `key="value"` lines. */
-export function formatKeyValues(rec: Record<string, string>): string {
-  return Object.keys(rec)
-    .sort()
-    .map((k) => `${k}=${JSON.stringify(rec[k])}`)
-    .join('\n');
-}
-
+export { formatKeyValues, metadataFieldValue, resolveFiles, type PodMetadataFacts } from './objects.js';

@@ -86,11 +86,7 @@ const annotations = () =>
     }
   });
 
-// ---------------------------------------------------------------------------------------------
-// metadata
-// ---------------------------------------------------------------------------------------------
-
-const METADATA_IGNORED = [
+export const METADATA_IGNORED = [
   'creationTimestamp',
   'resourceVersion',
   'generation',
@@ -102,184 +98,7 @@ const METADATA_IGNORED = [
   'deletionGracePeriodSeconds',
 ];
 
-export const metadataSchema = k8s(
-  {
-    name: checked(checkDnsSubdomain).optional(),
-    generateName: z.string().optional().refine((v) => v === undefined, { message: `${UNSUPPORTED}: set metadata.name` }),
-    namespace: checked(checkDnsLabel).optional(),
-    uid: z.string().min(1).optional(),
-    labels: labels().optional(),
-    annotations: annotations().optional(),
-  },
-  METADATA_IGNORED,
-);
-
-// ---------------------------------------------------------------------------------------------
-// containers
-// ---------------------------------------------------------------------------------------------
-
-const fieldRef = k8s({ fieldPath: z.string(), apiVersion: z.literal('v1').optional() });
-const resourceFieldRef = k8s({
-  containerName: z.string().optional(),
-  resource: z.string(),
-  divisor: quantity().optional(),
-});
-const keyRef = k8s({ name: z.string().min(1), key: checked(checkConfigKey), optional: z.boolean().optional() });
-
-const envVar = k8s({
-  name: checked(checkEnvName),
-  value: z.string().optional(),
-  valueFrom: k8s(
-    {
-      fieldRef: fieldRef.optional(),
-      resourceFieldRef: resourceFieldRef.optional(),
-      configMapKeyRef: keyRef.optional(),
-      secretKeyRef: keyRef.optional(),
-    },
-    [],
-    ['fileKeyRef'],
-  ).optional(),
-});
-
-const objRef = k8s({ name: z.string().min(1), optional: z.boolean().optional() });
-const envFromSource = k8s({
-  prefix: z.string().optional(),
-  configMapRef: objRef.optional(),
-  secretRef: objRef.optional(),
-});
-
-const containerPort = k8s({
-  name: checked(checkPortName).optional(),
-  containerPort: port(),
-  hostPort: int().min(0).max(65535).optional(),
-  hostIP: checked(checkIp).optional(),
-  protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
-});
-
-const resourceList = () => z.record(z.string(), quantity());
-const resources = k8s({ requests: resourceList().optional(), limits: resourceList().optional() }, [], ['claims']);
-
-const volumeMount = k8s(
-  {
-    name: z.string().min(1),
-    mountPath: checked(checkAbsolutePath),
-    readOnly: z.boolean().optional(),
-    subPath: z
-      .string()
-      .optional()
-      .superRefine((v, ctx) => {
-        const m = v ? checkRelativePath(v) : undefined;
-        if (m) ctx.addIssue({ code: 'custom', message: m });
-      }),
-    mountPropagation: z.enum(['None']).optional(),
-    recursiveReadOnly: z.enum(['Disabled']).optional(),
-  },
-  [],
-  ['subPathExpr'],
-);
-
-const seccomp = k8s({ type: z.enum(['RuntimeDefault', 'Unconfined', 'Localhost']), localhostProfile: z.string().optional() });
-const SECURITY_IGNORED = ['seLinuxOptions', 'appArmorProfile', 'windowsOptions'];
-
-const containerSecurity = k8s(
-  {
-    runAsUser: nonNeg().optional(),
-    runAsGroup: nonNeg().optional(),
-    runAsNonRoot: z.boolean().optional(),
-    readOnlyRootFilesystem: z.boolean().optional(),
-    allowPrivilegeEscalation: z.boolean().optional(),
-    privileged: z.boolean().optional(),
-    capabilities: k8s({ add: z.array(z.string()).optional(), drop: z.array(z.string()).optional() }).optional(),
-    seccompProfile: seccomp.optional(),
-    procMount: z.enum(['Default']).optional(),
-  },
-  SECURITY_IGNORED,
-);
-
-const execAction = k8s({ command: z.array(z.string()).min(1) });
-const httpGetAction = k8s({
-  path: z.string().optional(),
-  port: portOrName(),
-  host: z.string().optional(),
-  scheme: z.enum(['HTTP', 'HTTPS']).optional(),
-  httpHeaders: z.array(k8s({ name: z.string().min(1), value: z.string() })).optional(),
-});
-const tcpSocketAction = k8s({ port: portOrName(), host: z.string().optional() });
-const grpcAction = k8s({ port: port(), service: z.string().optional() });
-
-const probe = k8s({
-  exec: execAction.optional(),
-  httpGet: httpGetAction.optional(),
-  tcpSocket: tcpSocketAction.optional(),
-  grpc: grpcAction.optional(),
-  initialDelaySeconds: nonNeg().optional(),
-  periodSeconds: int().min(1).optional(),
-  timeoutSeconds: int().min(1).optional(),
-  successThreshold: int().min(1).optional(),
-  failureThreshold: int().min(1).optional(),
-  terminationGracePeriodSeconds: int().min(1).optional(),
-});
-
-const lifecycleHandler = k8s(
-  {
-    exec: execAction.optional(),
-    httpGet: httpGetAction.optional(),
-    sleep: k8s({ seconds: nonNeg() }).optional(),
-  },
-  [],
-  ['tcpSocket'],
-);
-
-export const containerSchema = k8s(
-  {
-    name: checked(checkDnsLabel),
-    image: z
-      .string()
-      .min(1)
-      .superRefine((v, ctx) => {
-        if (/\s/.test(v)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not an image reference: it contains white space` });
-      }),
-    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
-    command: z.array(z.string()).optional(),
-    args: z.array(z.string()).optional(),
-    workingDir: checked(checkAbsolutePath).optional(),
-    env: z.array(envVar).optional(),
-    envFrom: z.array(envFromSource).optional(),
-    ports: z.array(containerPort).optional(),
-    resources: resources.optional(),
-    volumeMounts: z.array(volumeMount).optional(),
-    securityContext: containerSecurity.optional(),
-    stdin: z.boolean().optional(),
-    stdinOnce: z.boolean().optional(),
-    tty: z.boolean().optional(),
-    livenessProbe: probe.optional(),
-    readinessProbe: probe.optional(),
-    startupProbe: probe.optional(),
-    lifecycle: k8s({ postStart: lifecycleHandler.optional(), preStop: lifecycleHandler.optional() }, [], ['stopSignal']).optional(),
-    restartPolicy: z.enum(['Always']).optional(),
-    terminationMessagePath: checked(checkAbsolutePath).optional(),
-    terminationMessagePolicy: z.enum(['File', 'FallbackToLogsOnError']).optional(),
-  },
-  ['resizePolicy'],
-  ['volumeDevices', 'restartPolicyRules'],
-);
-
-// ---------------------------------------------------------------------------------------------
-// volumes
-// ---------------------------------------------------------------------------------------------
-
-const keyToPath = k8s({
-  key: checked(checkConfigKey),
-  path: checked(checkRelativePath).refine((p) => p.length > 0 && !p.startsWith('..'), { message: 'must be a non-empty relative path not starting with ".."' }),
-  mode: mode().optional(),
-});
-
-const downwardItem = k8s({
-  path: checked(checkRelativePath).refine((p) => p.length > 0 && !p.startsWith('..'), { message: 'must be a non-empty relative path not starting with ".."' }),
-  fieldRef: fieldRef.optional(),
-  resourceFieldRef: resourceFieldRef.optional(),
-  mode: mode().optional(),
-});
+export const SECURITY_IGNORED = ['seLinuxOptions', 'appArmorProfile', 'windowsOptions'];
 
 export const UNSUPPORTED_VOLUME_TYPES = [
   'persistentVolumeClaim',
@@ -309,50 +128,6 @@ export const UNSUPPORTED_VOLUME_TYPES = [
   'vsphereVolume',
 ];
 
-const volume = k8s(
-  {
-    name: checked(checkDnsLabel),
-    emptyDir: k8s({ medium: z.enum(['', 'Memory']).optional(), sizeLimit: quantity().optional() }).optional(),
-    hostPath: k8s({
-      path: checked(checkAbsolutePath),
-      type: z.enum(['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice']).optional(),
-    }).optional(),
-    configMap: k8s({
-      name: checked(checkDnsSubdomain),
-      items: z.array(keyToPath).optional(),
-      defaultMode: mode().optional(),
-      optional: z.boolean().optional(),
-    }).optional(),
-    secret: k8s({
-      secretName: checked(checkDnsSubdomain),
-      items: z.array(keyToPath).optional(),
-      defaultMode: mode().optional(),
-      optional: z.boolean().optional(),
-    }).optional(),
-    downwardAPI: k8s({ items: z.array(downwardItem).optional(), defaultMode: mode().optional() }).optional(),
-  },
-  [],
-  UNSUPPORTED_VOLUME_TYPES,
-);
-
-// ---------------------------------------------------------------------------------------------
-// pod
-// ---------------------------------------------------------------------------------------------
-
-const podSecurity = k8s(
-  {
-    runAsUser: nonNeg().optional(),
-    runAsGroup: nonNeg().optional(),
-    runAsNonRoot: z.boolean().optional(),
-    supplementalGroups: z.array(nonNeg()).optional(),
-    fsGroup: nonNeg().optional(),
-    sysctls: z.array(k8s({ name: z.string().min(1), value: z.string() })).optional(),
-    seccompProfile: seccomp.optional(),
-    supplementalGroupsPolicy: z.enum(['Merge']).optional(),
-  },
-  [...SECURITY_IGNORED, 'fsGroupChangePolicy', 'seLinuxChangePolicy'],
-);
-
 /** Pod spec fields that have no meaning on one node: accepted with a warning naming them. */
 export const POD_SPEC_IGNORED = [
   'nodeSelector',
@@ -379,90 +154,348 @@ export const POD_SPEC_IGNORED = [
 /** Kubernetes pod spec fields podrun does not implement yet: an error saying so. */
 export const POD_SPEC_UNSUPPORTED = ['ephemeralContainers', 'setHostnameAsFQDN', 'resourceClaims', 'resources', 'hostUsers', 'hostnameOverride'];
 
-export const podSpecSchema = k8s(
-  {
-    containers: z.array(containerSchema).min(1),
-    initContainers: z.array(containerSchema).optional(),
-    volumes: z.array(volume).optional(),
-    restartPolicy: z.enum(['Always', 'OnFailure', 'Never']).optional(),
-    terminationGracePeriodSeconds: nonNeg().optional(),
-    activeDeadlineSeconds: int().min(1).optional(),
-    dnsPolicy: z.enum(['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None']).optional(),
-    dnsConfig: k8s({
-      nameservers: z.array(checked(checkIp)).max(3).optional(),
-      searches: z.array(z.string().min(1)).max(32).optional(),
-      options: z.array(k8s({ name: z.string().min(1), value: z.string().optional() })).optional(),
-    }).optional(),
-    hostNetwork: z.boolean().optional(),
-    hostPID: z.boolean().optional().refine((v) => v !== true, { message: `true ${UNSUPPORTED}` }),
-    hostIPC: z.boolean().optional().refine((v) => v !== true, { message: `true ${UNSUPPORTED}` }),
-    shareProcessNamespace: z.boolean().optional(),
-    securityContext: podSecurity.optional(),
-    hostname: checked(checkDnsLabel).optional(),
-    subdomain: checked(checkDnsLabel).optional(),
-    hostAliases: z.array(k8s({ ip: checked(checkIp), hostnames: z.array(checked(checkDnsSubdomain)).optional() })).optional(),
-  },
-  POD_SPEC_IGNORED,
-  POD_SPEC_UNSUPPORTED,
-);
+/**
+ * Builds every schema. Called once, on the first parse: building ~60 zod objects costs tens of
+ * milliseconds, which commands that never parse a manifest should not pay at import time.
+ */
+function build() {
+  // ---------------------------------------------------------------------------------------------
+  // metadata
+  // ---------------------------------------------------------------------------------------------
 
-export const podSchema = k8s(
-  {
-    apiVersion: z.literal('v1'),
-    kind: z.literal('Pod'),
-    metadata: metadataSchema,
-    spec: podSpecSchema,
-  },
-  ['status'],
-);
 
-const base64 = () =>
-  z.string().superRefine((v, ctx) => {
-    const s = v.replace(/\s+/g, '');
-    if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
-      ctx.addIssue({ code: 'custom', message: `is not valid base64 (${s.length > 20 ? s.slice(0, 20) + '…' : JSON.stringify(s)})` });
-    }
+  const metadataSchema = k8s(
+    {
+      name: checked(checkDnsSubdomain).optional(),
+      generateName: z.string().optional().refine((v) => v === undefined, { message: `${UNSUPPORTED}: set metadata.name` }),
+      namespace: checked(checkDnsLabel).optional(),
+      uid: z.string().min(1).optional(),
+      labels: labels().optional(),
+      annotations: annotations().optional(),
+    },
+    METADATA_IGNORED,
+  );
+
+  // ---------------------------------------------------------------------------------------------
+  // containers
+  // ---------------------------------------------------------------------------------------------
+
+  const fieldRef = k8s({ fieldPath: z.string(), apiVersion: z.literal('v1').optional() });
+  const resourceFieldRef = k8s({
+    containerName: z.string().optional(),
+    resource: z.string(),
+    divisor: quantity().optional(),
+  });
+  const keyRef = k8s({ name: z.string().min(1), key: checked(checkConfigKey), optional: z.boolean().optional() });
+
+  const envVar = k8s({
+    name: checked(checkEnvName),
+    value: z.string().optional(),
+    valueFrom: k8s(
+      {
+        fieldRef: fieldRef.optional(),
+        resourceFieldRef: resourceFieldRef.optional(),
+        configMapKeyRef: keyRef.optional(),
+        secretKeyRef: keyRef.optional(),
+      },
+      [],
+      ['fileKeyRef'],
+    ).optional(),
   });
 
-const keyed = <T extends z.ZodType>(value: T) =>
-  z.record(z.string(), value).superRefine((rec, ctx) => {
-    for (const k of Object.keys(rec)) {
-      const m = checkConfigKey(k);
-      if (m) ctx.addIssue({ code: 'custom', path: [k], message: m });
-    }
+  const objRef = k8s({ name: z.string().min(1), optional: z.boolean().optional() });
+  const envFromSource = k8s({
+    prefix: z.string().optional(),
+    configMapRef: objRef.optional(),
+    secretRef: objRef.optional(),
   });
 
-export const configMapSchema = k8s(
-  {
+  const containerPort = k8s({
+    name: checked(checkPortName).optional(),
+    containerPort: port(),
+    hostPort: int().min(0).max(65535).optional(),
+    hostIP: checked(checkIp).optional(),
+    protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
+  });
+
+  const resourceList = () => z.record(z.string(), quantity());
+  const resources = k8s({ requests: resourceList().optional(), limits: resourceList().optional() }, [], ['claims']);
+
+  const volumeMount = k8s(
+    {
+      name: z.string().min(1),
+      mountPath: checked(checkAbsolutePath),
+      readOnly: z.boolean().optional(),
+      subPath: z
+        .string()
+        .optional()
+        .superRefine((v, ctx) => {
+          const m = v ? checkRelativePath(v) : undefined;
+          if (m) ctx.addIssue({ code: 'custom', message: m });
+        }),
+      mountPropagation: z.enum(['None']).optional(),
+      recursiveReadOnly: z.enum(['Disabled']).optional(),
+    },
+    [],
+    ['subPathExpr'],
+  );
+
+  const seccomp = k8s({ type: z.enum(['RuntimeDefault', 'Unconfined', 'Localhost']), localhostProfile: z.string().optional() });
+
+  const containerSecurity = k8s(
+    {
+      runAsUser: nonNeg().optional(),
+      runAsGroup: nonNeg().optional(),
+      runAsNonRoot: z.boolean().optional(),
+      readOnlyRootFilesystem: z.boolean().optional(),
+      allowPrivilegeEscalation: z.boolean().optional(),
+      privileged: z.boolean().optional(),
+      capabilities: k8s({ add: z.array(z.string()).optional(), drop: z.array(z.string()).optional() }).optional(),
+      seccompProfile: seccomp.optional(),
+      procMount: z.enum(['Default']).optional(),
+    },
+    SECURITY_IGNORED,
+  );
+
+  const execAction = k8s({ command: z.array(z.string()).min(1) });
+  const httpGetAction = k8s({
+    path: z.string().optional(),
+    port: portOrName(),
+    host: z.string().optional(),
+    scheme: z.enum(['HTTP', 'HTTPS']).optional(),
+    httpHeaders: z.array(k8s({ name: z.string().min(1), value: z.string() })).optional(),
+  });
+  const tcpSocketAction = k8s({ port: portOrName(), host: z.string().optional() });
+  const grpcAction = k8s({ port: port(), service: z.string().optional() });
+
+  const probe = k8s({
+    exec: execAction.optional(),
+    httpGet: httpGetAction.optional(),
+    tcpSocket: tcpSocketAction.optional(),
+    grpc: grpcAction.optional(),
+    initialDelaySeconds: nonNeg().optional(),
+    periodSeconds: int().min(1).optional(),
+    timeoutSeconds: int().min(1).optional(),
+    successThreshold: int().min(1).optional(),
+    failureThreshold: int().min(1).optional(),
+    terminationGracePeriodSeconds: int().min(1).optional(),
+  });
+
+  const lifecycleHandler = k8s(
+    {
+      exec: execAction.optional(),
+      httpGet: httpGetAction.optional(),
+      sleep: k8s({ seconds: nonNeg() }).optional(),
+    },
+    [],
+    ['tcpSocket'],
+  );
+
+  const containerSchema = k8s(
+    {
+      name: checked(checkDnsLabel),
+      image: z
+        .string()
+        .min(1)
+        .superRefine((v, ctx) => {
+          if (/\s/.test(v)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not an image reference: it contains white space` });
+        }),
+      imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+      command: z.array(z.string()).optional(),
+      args: z.array(z.string()).optional(),
+      workingDir: checked(checkAbsolutePath).optional(),
+      env: z.array(envVar).optional(),
+      envFrom: z.array(envFromSource).optional(),
+      ports: z.array(containerPort).optional(),
+      resources: resources.optional(),
+      volumeMounts: z.array(volumeMount).optional(),
+      securityContext: containerSecurity.optional(),
+      stdin: z.boolean().optional(),
+      stdinOnce: z.boolean().optional(),
+      tty: z.boolean().optional(),
+      livenessProbe: probe.optional(),
+      readinessProbe: probe.optional(),
+      startupProbe: probe.optional(),
+      lifecycle: k8s({ postStart: lifecycleHandler.optional(), preStop: lifecycleHandler.optional() }, [], ['stopSignal']).optional(),
+      restartPolicy: z.enum(['Always']).optional(),
+      terminationMessagePath: checked(checkAbsolutePath).optional(),
+      terminationMessagePolicy: z.enum(['File', 'FallbackToLogsOnError']).optional(),
+    },
+    ['resizePolicy'],
+    ['volumeDevices', 'restartPolicyRules'],
+  );
+
+  // ---------------------------------------------------------------------------------------------
+  // volumes
+  // ---------------------------------------------------------------------------------------------
+
+  const keyToPath = k8s({
+    key: checked(checkConfigKey),
+    path: checked(checkRelativePath).refine((p) => p.length > 0 && !p.startsWith('..'), { message: 'must be a non-empty relative path not starting with ".."' }),
+    mode: mode().optional(),
+  });
+
+  const downwardItem = k8s({
+    path: checked(checkRelativePath).refine((p) => p.length > 0 && !p.startsWith('..'), { message: 'must be a non-empty relative path not starting with ".."' }),
+    fieldRef: fieldRef.optional(),
+    resourceFieldRef: resourceFieldRef.optional(),
+    mode: mode().optional(),
+  });
+
+
+  const volume = k8s(
+    {
+      name: checked(checkDnsLabel),
+      emptyDir: k8s({ medium: z.enum(['', 'Memory']).optional(), sizeLimit: quantity().optional() }).optional(),
+      hostPath: k8s({
+        path: checked(checkAbsolutePath),
+        type: z.enum(['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice']).optional(),
+      }).optional(),
+      configMap: k8s({
+        name: checked(checkDnsSubdomain),
+        items: z.array(keyToPath).optional(),
+        defaultMode: mode().optional(),
+        optional: z.boolean().optional(),
+      }).optional(),
+      secret: k8s({
+        secretName: checked(checkDnsSubdomain),
+        items: z.array(keyToPath).optional(),
+        defaultMode: mode().optional(),
+        optional: z.boolean().optional(),
+      }).optional(),
+      downwardAPI: k8s({ items: z.array(downwardItem).optional(), defaultMode: mode().optional() }).optional(),
+    },
+    [],
+    UNSUPPORTED_VOLUME_TYPES,
+  );
+
+  // ---------------------------------------------------------------------------------------------
+  // pod
+  // ---------------------------------------------------------------------------------------------
+
+  const podSecurity = k8s(
+    {
+      runAsUser: nonNeg().optional(),
+      runAsGroup: nonNeg().optional(),
+      runAsNonRoot: z.boolean().optional(),
+      supplementalGroups: z.array(nonNeg()).optional(),
+      fsGroup: nonNeg().optional(),
+      sysctls: z.array(k8s({ name: z.string().min(1), value: z.string() })).optional(),
+      seccompProfile: seccomp.optional(),
+      supplementalGroupsPolicy: z.enum(['Merge']).optional(),
+    },
+    [...SECURITY_IGNORED, 'fsGroupChangePolicy', 'seLinuxChangePolicy'],
+  );
+
+
+
+  const podSpecSchema = k8s(
+    {
+      containers: z.array(containerSchema).min(1),
+      initContainers: z.array(containerSchema).optional(),
+      volumes: z.array(volume).optional(),
+      restartPolicy: z.enum(['Always', 'OnFailure', 'Never']).optional(),
+      terminationGracePeriodSeconds: nonNeg().optional(),
+      activeDeadlineSeconds: int().min(1).optional(),
+      dnsPolicy: z.enum(['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None']).optional(),
+      dnsConfig: k8s({
+        nameservers: z.array(checked(checkIp)).max(3).optional(),
+        searches: z.array(z.string().min(1)).max(32).optional(),
+        options: z.array(k8s({ name: z.string().min(1), value: z.string().optional() })).optional(),
+      }).optional(),
+      hostNetwork: z.boolean().optional(),
+      hostPID: z.boolean().optional().refine((v) => v !== true, { message: `true ${UNSUPPORTED}` }),
+      hostIPC: z.boolean().optional().refine((v) => v !== true, { message: `true ${UNSUPPORTED}` }),
+      shareProcessNamespace: z.boolean().optional(),
+      securityContext: podSecurity.optional(),
+      hostname: checked(checkDnsLabel).optional(),
+      subdomain: checked(checkDnsLabel).optional(),
+      hostAliases: z.array(k8s({ ip: checked(checkIp), hostnames: z.array(checked(checkDnsSubdomain)).optional() })).optional(),
+    },
+    POD_SPEC_IGNORED,
+    POD_SPEC_UNSUPPORTED,
+  );
+
+  const podSchema = k8s(
+    {
+      apiVersion: z.literal('v1'),
+      kind: z.literal('Pod'),
+      metadata: metadataSchema,
+      spec: podSpecSchema,
+    },
+    ['status'],
+  );
+
+  const base64 = () =>
+    z.string().superRefine((v, ctx) => {
+      const s = v.replace(/\s+/g, '');
+      if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
+        ctx.addIssue({ code: 'custom', message: `is not valid base64 (${s.length > 20 ? s.slice(0, 20) + '…' : JSON.stringify(s)})` });
+      }
+    });
+
+  const keyed = <T extends z.ZodType>(value: T) =>
+    z.record(z.string(), value).superRefine((rec, ctx) => {
+      for (const k of Object.keys(rec)) {
+        const m = checkConfigKey(k);
+        if (m) ctx.addIssue({ code: 'custom', path: [k], message: m });
+      }
+    });
+
+  const configMapSchema = k8s(
+    {
+      apiVersion: z.literal('v1'),
+      kind: z.literal('ConfigMap'),
+      metadata: metadataSchema,
+      data: keyed(z.string()).optional(),
+      binaryData: keyed(base64()).optional(),
+      immutable: z.boolean().optional(),
+    },
+  );
+
+  const secretSchema = k8s({
     apiVersion: z.literal('v1'),
-    kind: z.literal('ConfigMap'),
+    kind: z.literal('Secret'),
     metadata: metadataSchema,
-    data: keyed(z.string()).optional(),
-    binaryData: keyed(base64()).optional(),
+    type: z.string().optional(),
+    data: keyed(base64()).optional(),
+    stringData: keyed(z.string()).optional(),
     immutable: z.boolean().optional(),
-  },
-);
+  });
 
-export const secretSchema = k8s({
-  apiVersion: z.literal('v1'),
-  kind: z.literal('Secret'),
-  metadata: metadataSchema,
-  type: z.string().optional(),
-  data: keyed(base64()).optional(),
-  stringData: keyed(z.string()).optional(),
-  immutable: z.boolean().optional(),
-});
+  return {
+    metadataSchema,
+    containerSchema,
+    volume,
+    probe,
+    lifecycleHandler,
+    httpGetAction,
+    resourceFieldRef,
+    podSpecSchema,
+    podSchema,
+    configMapSchema,
+    secretSchema,
+  };
+}
 
-export type PodInput = z.infer<typeof podSchema>;
-export type ContainerInput = z.infer<typeof containerSchema>;
-export type VolumeInput = z.infer<typeof volume>;
-export type ProbeInput = z.infer<typeof probe>;
-export type LifecycleHandlerInput = z.infer<typeof lifecycleHandler>;
-export type HttpGetInput = z.infer<typeof httpGetAction>;
-export type ResourceFieldRefInput = z.infer<typeof resourceFieldRef>;
-export type ConfigMapInput = z.infer<typeof configMapSchema>;
-export type SecretInput = z.infer<typeof secretSchema>;
-export type MetadataInput = z.infer<typeof metadataSchema>;
+let built: ReturnType<typeof build> | undefined;
+
+/** The schemas, built on first use. */
+export function schemas(): ReturnType<typeof build> {
+  return (built ??= build());
+}
+
+type S = ReturnType<typeof build>;
+export type PodInput = z.infer<S['podSchema']>;
+export type ContainerInput = z.infer<S['containerSchema']>;
+export type VolumeInput = z.infer<S['volume']>;
+export type ProbeInput = z.infer<S['probe']>;
+export type LifecycleHandlerInput = z.infer<S['lifecycleHandler']>;
+export type HttpGetInput = z.infer<S['httpGetAction']>;
+export type ResourceFieldRefInput = z.infer<S['resourceFieldRef']>;
+export type ConfigMapInput = z.infer<S['configMapSchema']>;
+export type SecretInput = z.infer<S['secretSchema']>;
+export type MetadataInput = z.infer<S['metadataSchema']>;
 
 /** For warnings: the ignored fields of each object kind (parse.ts reports those present). */
 export const IGNORED = {
