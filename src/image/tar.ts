@@ -212,7 +212,6 @@ export class TarParser {
   private globalPax: Pax = {};
   private longName: string | undefined;
   private longLink: string | undefined;
-  private inFile = false;
   private zeroBlocks = 0;
   entries = 0;
   private readonly limits: TarLimits;
@@ -346,27 +345,19 @@ export class TarParser {
       throw hostile(`an entry name is longer than ${this.limits.maxPathLength} bytes`);
     }
     if (h.name.includes('\0') || h.linkname.includes('\0')) throw hostile('an entry name contains a NUL byte');
-    // Only regular files carry data; a size on anything else is skipped (hardlinks in PAX archives may carry one).
-    const dataSize = type === 'file' ? h.size : size;
+    // Only regular files carry data; like Go's archive/tar (which wrote most layers), a size on a
+    // header-only type (link, symlink, device, dir, fifo) is ignored and no data is expected.
+    const dataSize = type === 'file' ? h.size : 0;
     if (type !== 'file') h.size = 0;
     this.handler.entry(h);
     this.remaining = dataSize;
     this.padding = (BLOCK - (dataSize % BLOCK)) % BLOCK;
-    this.inFile = type === 'file';
     if (dataSize === 0) this.endData();
-    else if (this.inFile) this.state = State.Data;
-    else {
-      // skip a non-file's data: treat it as padding
-      this.padding += dataSize;
-      this.inFile = false;
-      this.handler.entryEnd();
-      this.state = State.Padding;
-    }
+    else this.state = State.Data;
   }
 
   private endData(): void {
-    if (this.inFile || this.remaining === 0) this.handler.entryEnd();
-    this.inFile = false;
+    this.handler.entryEnd();
     this.state = this.padding ? State.Padding : State.Header;
   }
 
