@@ -9,6 +9,22 @@
  *   step NAME DETAIL            a kernel step done (→ trace event, area 'shim')
  *   error STEP ERRNO PATH       a step failed (→ PodrunError ESHIM)
  *   started PID STARTTIME       the container process exec'd (run mode)
+ *
+ * Processes of `podrun-shim run` (one per container run):
+ *   monitor  (spawned detached: own session; ignores SIGTERM/INT/HUP/QUIT/PIPE/USR1/USR2, so only
+ *            SIGKILL ends it early; stays in the caller's cgroup and the host mount namespace)
+ *     │ unshare(CLONE_NEWPID) — or setns into the pod's PID namespace (shareProcessNamespace)
+ *     └ fork → container init: writes "0" into each cgroup.procs of the plan (moves ITSELF into
+ *              the container cgroup), setns net/ipc/uts, unshare(mnt|cgroup), rslave /, mounts
+ *              the overlay inside its own mount namespace, pivot_root, /proc /dev /dev/pts
+ *              /dev/shm /dev/mqueue /sys /sys/fs/cgroup, binds, sysctls, masks, read-only paths,
+ *              hostname, read-only root, rlimits, capabilities, ids, no_new_privs, cwd, execve.
+ * Files in STATE (plan.stateDir): plan, shim.stderr (monitor diagnostics), started
+ * ("MONITORPID PID STARTTIME\n", written atomically once the container exec'd: what a new
+ * supervisor re-adopts from), exit (JSON, see readExitStatus, written atomically by the monitor
+ * when the container init ends; the monitor then exits). Signals to stop the container go to PID
+ * (check isSameProcess first). As pid 1 of its PID namespace, the container init only receives
+ * signals it has a handler for, plus SIGKILL.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
