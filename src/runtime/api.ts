@@ -116,11 +116,14 @@ export class PodRuntime {
   static async open(opts: RuntimeOptions): Promise<PodRuntime> {
     const sys = opts.syscalls ?? (await import('../linux/ffi.js')).realSyscalls;
     const cgroups = opts.cgroups ?? openCgroups({ sink: opts.events });
-    let images = opts.images;
-    if (!images) {
-      const { ImageService } = await import('../image/index.js');
-      images = new ImageService({ root: opts.root, registryConfigPath: opts.registryConfig, events: opts.events, syscalls: sys });
-    }
+    // the image code (undici, zod) costs seconds to load on a busy machine: only when needed
+    let svc: Promise<ImageProvider> | undefined;
+    const images: ImageProvider = opts.images ?? {
+      ensureImage: async (ref, policy) => {
+        svc ??= import('../image/index.js').then(({ ImageService }) => new ImageService({ root: opts.root, registryConfigPath: opts.registryConfig, events: opts.events, syscalls: sys }));
+        return (await svc).ensureImage(ref, policy);
+      },
+    };
     return new PodRuntime(opts, sys, cgroups, images);
   }
 

@@ -18,7 +18,6 @@ import type { ContainerDriver, ContainerExit, ContainerKind, ExecResult, Started
 import { withReason } from './controller/driver.js';
 import { execInContainer, isSameProcess, readExitStatus, startContainerProcess } from './shim.js';
 import { buildShimPlan, containerId, readImageFile, runDirs } from './container.js';
-import { hostNodeFacts, resolveProcess } from '../spec/image-config.js';
 import { pinDir } from './paths.js';
 import { removeDir, type RuntimeContext } from './sandbox.js';
 import { writeState, type ContainerRecord, type PodState } from './state.js';
@@ -268,7 +267,8 @@ function exitOf(rec: ContainerRecord): ContainerExit {
 }
 
 /** kubelet's semantics from src/spec/image-config.ts, with the image's /etc/passwd and /etc/group. */
-function defaultResolver(st: PodState, c: ContainerPlan, image: ImageRecord): ProcessSpec {
+async function defaultResolver(st: PodState, c: ContainerPlan, image: ImageRecord): Promise<ProcessSpec> {
+  const { hostNodeFacts, resolveProcess } = await import('../spec/image-config.js');
   return resolveProcess(
     st.plan,
     c,
