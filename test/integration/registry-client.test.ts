@@ -224,7 +224,7 @@ describe('Basic auth (htpasswd)', () => {
     const r = remote(`${basic.host}/private/busybox:1`, { credentials: staticCredentials({ [basic.host]: { username: 'alice', password: 'nope' } }) });
     const err = await rejection(r.getManifest('1'));
     expect(err.code).toBe('EAUTH');
-    expect(err.message).toBe(`Cannot fetch manifest "${basic.host}/private/busybox": authentication failed (HTTP 401)`);
+    expect(err.message).toBe(`Cannot fetch manifest "${basic.host}/private/busybox": authentication failed (HTTP 401 UNAUTHORIZED: authentication required)`);
     expect(err.hint).toContain('config.json');
   });
 
@@ -283,7 +283,8 @@ describe('Bearer token flow (registry auth: token)', () => {
   test('an anonymous push gets a pull-only token and fails with EAUTH', async () => {
     const err = await rejection(pushBusybox(tok.host, 'team/other:1', { credentials: () => undefined }));
     expect(err.code).toBe('EAUTH');
-    expect(err.message).toContain('authentication failed (HTTP 401)');
+    expect(err.message).toMatch(/^Cannot start blob upload "[^"]+\/team\/other": authentication failed \(HTTP 401 UNAUTHORIZED: /);
+    expect(err.hint).toContain('needs credentials');
   });
 });
 

@@ -83,6 +83,10 @@ export class Authenticator {
     private readonly credentials: Credentials | undefined,
   ) {}
 
+  get hasCredentials(): boolean {
+    return this.credentials !== undefined;
+  }
+
   /** The Authorization header to send to `origin` for `scope`, if one is known without a round trip. */
   cached(origin: string, scope: string): string | undefined {
     const ch = challengeCache.get(origin);

@@ -164,10 +164,12 @@ class Remote implements RemoteRepository {
       const res = await this.transport.send({ ...init, url, authorization }, action);
       if (res.status !== 401 || !res.sameOrigin || round >= 1) {
         if (res.status === 401 && res.sameOrigin) {
-          await res.body.dump().catch(() => undefined);
+          const detail = await errorDetail(res);
           ep.auth.invalidate(origin, scope);
-          throw new PodrunError('EAUTH', `Cannot ${action} "${this.describe(ep)}": authentication failed (HTTP 401)`, {
-            hint: `Check the credentials for "${ep.host}" in the Docker config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json).`,
+          throw new PodrunError('EAUTH', `Cannot ${action} "${this.describe(ep)}": authentication failed (HTTP 401${detail})`, {
+            hint: ep.auth.hasCredentials
+              ? `Check the credentials for "${ep.host}" in the Docker config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json) and that they may ${scope.endsWith('push') ? 'push to' : 'pull from'} this repository.`
+              : `The repository may not exist, or it needs credentials: add them for "${ep.host}" to the Docker config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json).`,
           });
         }
         return res;
@@ -188,15 +190,7 @@ class Remote implements RemoteRepository {
 
   /** An error for a non-success answer, with the registry's own error code when it sent one. */
   private async statusError(ep: Endpoint, res: HttpResponse, action: string, object: string): Promise<PodrunError> {
-    let detail = '';
-    try {
-      const body = await readBody(res, 64 * 1024, 'error body');
-      const doc = JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[] };
-      const e = doc.errors?.[0];
-      if (e) detail = ` ${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`;
-    } catch {
-      /* not JSON */
-    }
+    const detail = await errorDetail(res);
     const where = ep.mirror ? ` via mirror "${ep.base}"` : '';
     const msg = `Cannot ${action} "${object}" from "${this.name}"${where}: HTTP ${res.status}${detail}`;
     if (res.status === 404) return new PodrunError('ENOTFOUND', msg);
@@ -381,6 +375,19 @@ class Remote implements RemoteRepository {
     await res.body.dump().catch(() => undefined);
     return digest;
   }
+}
+
+/** " CODE: message" from a Distribution error body ({"errors":[{code,message}]}), or "". */
+async function errorDetail(res: HttpResponse): Promise<string> {
+  try {
+    const body = await readBody(res, 64 * 1024, 'error body');
+    const doc = JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[] };
+    const e = doc.errors?.[0];
+    if (e) return ` ${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`;
+  } catch {
+    /* not JSON */
+  }
+  return '';
 }
 
 /** The media type of a manifest: Content-Type when specific, else the document's own. */
