@@ -5,19 +5,15 @@
  * Job-like pods' final phase, ConfigMap/Secret env and volumes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PodRuntime } from '../../src/runtime/api.js';
 import { parseManifests } from '../../src/spec/index.js';
 import type { PodStatus } from '../../src/runtime/controller/status.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushBusybox } from '../helpers/images.js';
+import { startPodEnv, type PodEnv } from '../helpers/pod.js';
 
 const root = process.getuid?.() === 0;
-const id = `podrun-test-${crypto.randomBytes(4).toString('hex')}`;
-let reg: TestRegistry | undefined;
+let env: PodEnv | undefined;
 let image = '';
 let tmp = '';
 let rt: PodRuntime | undefined;
@@ -42,16 +38,15 @@ const cond = (s: PodStatus | undefined, t: string) => s?.conditions.find((c) => 
 
 describe.skipIf(!root)('pod lifecycle on the real runtime (root)', () => {
   beforeAll(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-test-'));
-    reg = await startTestRegistry();
-    await pushBusybox(reg.host);
-    image = `${reg.host}/library/busybox:latest`;
+    env = await startPodEnv();
+    image = env.busybox;
+    tmp = env.dir;
     rt = await PodRuntime.open({
-      root: path.join(tmp, 'root'),
-      runRoot: path.join(tmp, 'run'),
-      logRoot: path.join(tmp, 'log'),
-      registryConfig: path.join(tmp, 'registries.yaml'),
-      cgroupParent: id,
+      root: env.root,
+      runRoot: env.runRoot,
+      logRoot: env.logRoot,
+      registryConfig: path.join(env.dir, 'registries.yaml'),
+      cgroupParent: env.cgroupParent,
       network: false,
       backoff: { baseMs: 200, maxMs: 1000 },
       events: process.env.PODRUN_TEST_DEBUG ? (e) => void (e.type !== 'trace' && console.log(JSON.stringify(e))) : undefined,
@@ -60,8 +55,7 @@ describe.skipIf(!root)('pod lifecycle on the real runtime (root)', () => {
 
   afterAll(async () => {
     for (const k of keys) await rt?.downPod(k, { gracePeriodSeconds: 0 }).catch(() => {});
-    await reg?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    await env?.cleanup();
   });
 
   it('init containers in order, a sidecar gating on its startupProbe, httpGet readiness, preStop before SIGTERM', async () => {
@@ -198,5 +192,61 @@ spec:
     expect(st.phase).toBe('Succeeded');
     expect(fs.readFileSync(path.join(out, 'env'), 'utf8')).toBe('blue 3 s3cret\n');
     expect(fs.readFileSync(path.join(out, 'files'), 'utf8')).toBe('blues3cret640\n400\n'); // values have no newline of their own
+  });
+});
+
+describe.skipIf(!root)('the CLI over the controller: up exit status, wait, status (root)', () => {
+  let e: PodEnv;
+  beforeAll(async () => {
+    e = await startPodEnv();
+  });
+  afterAll(async () => {
+    await e?.cleanup();
+  });
+
+  const job = (name: string, script: string) => `
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name} }
+spec:
+  restartPolicy: Never
+  containers:
+  - { name: main, image: ${e.busybox}, command: [sh, -c, '${script}'] }
+`;
+
+  it('podrun up of a Job-like pod exits 0 when it Succeeded and non-zero when it Failed', async () => {
+    const ok = e.podrun(['up', e.manifest('ok.yaml', job('cli-ok', 'echo done'))]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout + ok.stderr).toContain('done');
+    const bad = e.podrun(['up', e.manifest('bad.yaml', job('cli-bad', 'exit 4'))]);
+    expect(bad.status).not.toBe(0);
+  });
+
+  it('podrun up -d, podrun wait --for=condition=Ready, podrun status -o json, podrun wait --for=delete', async () => {
+    const f = e.manifest('svc.yaml', `
+apiVersion: v1
+kind: Pod
+metadata: { name: cli-svc }
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: ${e.busybox}
+    command: [sh, -c, 'mkdir -p /w; echo ok > /w/index.html; trap "exit 0" TERM; httpd -f -p 8082 -h /w & wait']
+    readinessProbe: { httpGet: { path: /index.html, port: 8082 }, periodSeconds: 1 }
+`);
+    const up = e.podrun(['up', '-d', f]);
+    expect(up.status, up.stderr).toBe(0);
+    const w = e.podrun(['wait', '--for=condition=Ready', '--timeout', '20s', 'cli-svc']);
+    expect(w.status, w.stderr).toBe(0);
+    expect(w.stdout).toBe('pod/cli-svc condition met (Ready=True)\n');
+    const st = JSON.parse(e.podrun(['status', '-o', 'json', 'cli-svc']).stdout);
+    expect(st.phase).toBe('Running');
+    expect(st.containerStatuses[0]).toMatchObject({ name: 'web', ready: true, started: true, restartCount: 0, state: { running: {} } });
+    expect(st.conditions.find((c: { type: string }) => c.type === 'ContainersReady').status).toBe('True');
+    const gone = e.podrunAsync(['wait', '--for=delete', '--timeout', '30s', 'cli-svc']);
+    const down = e.podrun(['down', 'cli-svc']);
+    expect(down.status, down.stderr).toBe(0);
+    expect((await gone).status).toBe(0);
   });
 });
