@@ -22,6 +22,13 @@ static void on_stop(int sig)
 	stop = 1;
 }
 
+static void on_child(int sig)
+{
+	(void)sig;
+}
+
+/* Reap every child (orphans of the pod's PID namespace are re-parented to us) until SIGTERM or
+ * SIGINT. SIGCHLD stays blocked except inside sigsuspend, so no wake-up is lost. */
 static void pause_loop(void)
 {
 	struct sigaction sa;
@@ -29,13 +36,25 @@ static void pause_loop(void)
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_child;
+	sigaction(SIGCHLD, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
+	sigset_t block, wait_mask;
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &wait_mask);
+	sigdelset(&wait_mask, SIGCHLD);
+	sigdelset(&wait_mask, SIGTERM);
+	sigdelset(&wait_mask, SIGINT);
 	while (!stop) {
-		pid_t w = waitpid(-1, NULL, 0);
-		if (w < 0 && errno == ECHILD)
-			pause(); /* nothing to reap: sleep until a signal (SIGCHLD or stop) */
+		while (waitpid(-1, NULL, WNOHANG) > 0) {
+		}
+		if (!stop)
+			sigsuspend(&wait_mask);
 	}
 	_exit(0);
 }
@@ -62,12 +81,6 @@ int mode_pause(int argc, char **argv)
 		close(STATUS_FD);
 		if (chdir("/") < 0)
 			_exit(1);
-		/* SIGCHLD must interrupt pause(): give it a handler instead of the default ignore. */
-		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = on_stop;
-		sa.sa_handler = SIG_DFL;
-		sigaction(SIGCHLD, &sa, NULL);
 		pause_loop();
 	}
 	report_started(child, proc_start_time(child));

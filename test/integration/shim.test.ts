@@ -358,11 +358,13 @@ describe('exec and identity', () => {
     const ns = `/proc/${pause.pid}/ns/pid`;
     const a = sb.container('shared-a', ['sleep', '30'], { plan: { namespaces: { ...sb.container('tmp', ['true']).plan.namespaces, pid: ns } } });
     const startedA = await sb.start(a);
-    const b = sb.container('shared-b', ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; ps -o comm | sort | tr "\\n" " "'], { plan: { namespaces: { ...a.plan.namespaces } } });
+    const b = sb.container('shared-b', ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; ps -o comm | sort | tr "\\n" " "; echo; (sleep 0.2 &); sleep 0.6; echo "orphans $(ps -o args | grep -c "^sleep 0.2") zombies $(ps -o stat | grep -c Z)"'], { plan: { namespaces: { ...a.plan.namespaces } } });
     await sb.run(b);
     const out = sb.stdout(b);
     expect(out[0]).toMatch(/podrun-shim pause/);
     expect(out[1]).toContain('sleep');
+    // the orphaned "sleep 0.2" was re-parented to the pause process and reaped: no zombie left
+    expect(out[2]).toBe('orphans 0 zombies 0');
     expect(fs.readlinkSync(`/proc/${startedA.pid}/ns/pid`)).toBe(fs.readlinkSync(ns));
     killIfAlive(startedA.pid);
     await waitExitStatus(a.plan.stateDir, 10_000);
