@@ -160,8 +160,15 @@ interface Collector {
  */
 export function parseManifests(text: string, opts: ParseOptions = {}): ManifestSet {
   const col: Collector = { source: opts.source, lineCounter: new LineCounter(), problems: [], warnings: [] };
-  // YAML 1.1, as kubectl reads manifests (go-yaml v2): `defaultMode: 0644` is octal, `yes` is true.
-  const docs = parseAllDocuments(text, { lineCounter: col.lineCounter, prettyErrors: false, uniqueKeys: true, version: '1.1' });
+  // YAML 1.1, as kubectl reads manifests (go-yaml v2): `defaultMode: 0644` is octal, `yes` is true,
+  // `<<` merges; but like go-yaml, timestamps and sexagesimal numbers (1:20) stay strings.
+  const docs = parseAllDocuments(text, {
+    lineCounter: col.lineCounter,
+    prettyErrors: false,
+    uniqueKeys: true,
+    version: '1.1',
+    customTags: (tags) => tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && (t as { format?: string }).format !== 'TIME')),
+  });
   // parseAllDocuments returns an EmptyStream (not an array) for empty input: nothing to do.
   const docList = Array.isArray(docs) ? docs : [];
 

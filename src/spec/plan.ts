@@ -59,7 +59,10 @@ export interface PodPlan {
   activeDeadlineSeconds?: number;
   /** One PID namespace for all containers of the pod (with an init that reaps orphans). Default false. */
   shareProcessNamespace: boolean;
-  /** Run in the host's network (and UTS) namespace; no CNI. Default false. */
+  /**
+   * Run in the host's network namespace; no CNI. Default false. As in Kubernetes, such a pod also
+   * shares the host's UTS namespace, so `hostname` is not applied to the host.
+   */
   hostNetwork: boolean;
   /**
    * hostPID and hostIPC are REFUSED by the parser when true ("not supported by podrun yet"),

@@ -230,9 +230,11 @@ describe('parseManifests: defaults', () => {
     });
   });
 
-  test('YAML 1.1 like kubectl: 0644 is octal, yes is true', () => {
+  test('YAML 1.1 like kubectl: 0644 is octal, yes is true, dates and 1:20 stay strings', () => {
     const p = one(pod('  shareProcessNamespace: yes\n  volumes: [{name: s, secret: {secretName: x, optional: true, defaultMode: 0440}}]\n  containers: [{name: c, image: b}]'));
     expect(p.shareProcessNamespace).toBe(true);
+    const q = one(pod('  containers: [{name: c, image: b}]', 'name: p, annotations: {date: 2024-01-01, at: 2024-01-01T10:00:00Z, time: 1:20}'));
+    expect(q.annotations).toEqual({ date: '2024-01-01', at: '2024-01-01T10:00:00Z', time: '1:20' });
     expect((p.volumes[0] as SecretVolume).defaultMode).toBe(0o440);
   });
 
