@@ -1,11 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { PodController } from '../../src/runtime/controller/controller.js';
 import { grpcHealthRequest, grpcHealthStatus, runGrpc, runHook, runHttpGet, runTcp, type ProbeContext } from '../../src/runtime/controller/probes.js';
 import { FakeDriver, collect, container, pod } from './controller-fakes.js';
+import { makeTestCa } from '../helpers/registry.js';
 
 const exec = (...command: string[]) => ({ kind: 'exec' as const, command });
 const probe = (over = {}) => ({ handler: exec('check'), initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3, ...over });
@@ -178,6 +183,29 @@ describe('httpGet probes (real server on 127.0.0.1)', () => {
     expect((await runHttpGet(get('/slow'), ctx(), 300)).ok).toBe(false);
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(await runHttpGet(get('/ok', { port: 1 }), ctx(), 1000)).toMatchObject({ ok: false, message: expect.stringContaining('ECONNREFUSED') });
+  });
+
+  it('HTTPS probes do not verify the certificate (as kubelet)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-test-'));
+    try {
+      const ca = makeTestCa(dir);
+      const srv = https.createServer({ cert: fs.readFileSync(ca.certFile), key: fs.readFileSync(ca.keyFile) }, (req, res) => res.writeHead(req.url === '/ok' ? 200 : 503).end());
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const p = (srv.address() as AddressInfo).port;
+      expect(await runHttpGet(get('/ok', { scheme: 'HTTPS', port: p }), ctx(), 2000)).toEqual({ ok: true });
+      expect(await runHttpGet(get('/no', { scheme: 'HTTPS', port: p }), ctx(), 2000)).toEqual({ ok: false, message: 'HTTP probe failed with statuscode: 503' });
+      await new Promise((r) => srv.close(r));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a failure to enter the pod network namespace is a probe failure, not a crash', async () => {
+    const c = ctx();
+    (c.driver as FakeDriver).netnsPath = '/nonexistent/podrun-test/net';
+    expect((await runHttpGet(get('/ok'), c, 1000)).ok).toBe(false);
+    expect((await runTcp({ kind: 'tcpSocket', port }, c, 1000)).ok).toBe(false);
+    expect((await runGrpc({ kind: 'grpc', port: h2port, service: '' }, c, 1000)).ok).toBe(false);
   });
 
   it('httpGet as a hook (postStart / preStop) uses the same client', async () => {

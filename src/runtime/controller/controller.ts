@@ -363,6 +363,9 @@ export class PodController {
         return;
       }
       this.initializedOnce = true;
+      for (const s of this.slots) {
+        if (s.kind === 'app' && s.state === 'waiting' && s.waiting.reason === 'PodInitializing') s.waiting = { reason: 'ContainerCreating' };
+      }
       this.changed();
     }
     for (const slot of this.slots) {

@@ -100,17 +100,23 @@ function httpOnce(ctx: ProbeContext, netnsPath: string | undefined, url: URL, he
       headerObj[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
     }
     resolveHost(host).then(({ address }) => {
-      const req = http.request({
-        method: 'GET',
-        path: url.pathname + url.search,
-        headers: headerObj,
-        setHost: false,
-        createConnection: () => {
-          sock = dialTcp({ netnsPath, host: address, port, syscalls: ctx.syscalls, events: ctx.events });
-          if (url.protocol === 'https:') return tls.connect({ socket: sock, rejectUnauthorized: false, servername: net_isIP(host) ? undefined : host });
-          return sock;
-        },
-      });
+      let req: http.ClientRequest;
+      try {
+        req = http.request({
+          method: 'GET',
+          path: url.pathname + url.search,
+          headers: headerObj,
+          setHost: false,
+          createConnection: () => {
+            sock = dialTcp({ netnsPath, host: address, port, syscalls: ctx.syscalls, events: ctx.events });
+            if (url.protocol === 'https:') return tls.connect({ socket: sock, rejectUnauthorized: false, servername: net_isIP(host) ? undefined : host });
+            return sock;
+          },
+        });
+      } catch (err) {
+        reject(err); // e.g. setns into the pod's namespace failed
+        return;
+      }
       const timer = setTimeout(() => req.destroy(new Error('context deadline exceeded (Client.Timeout exceeded while awaiting headers)')), timeoutMs);
       req.on('response', (res) => {
         let body = '';
