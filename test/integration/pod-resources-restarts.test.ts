@@ -63,8 +63,7 @@ describe('resources', () => {
     );
     const rel = containerCgroupRel(rt.ctx, key, 'hog');
     const limitFile = rt.ctx.cgroups.version === 2 ? 'memory.max' : 'memory.limit_in_bytes';
-    const memDir = rt.ctx.cgroups.dirs(rel).find((d) => fs.existsSync(path.join(d, limitFile)))!;
-    await waitFor('the cgroup', () => fs.existsSync(path.join(memDir, limitFile)));
+    const memDir = await waitFor('the container cgroup', () => rt.ctx.cgroups.dirs(rel).find((d) => fs.existsSync(path.join(d, limitFile))), 20_000, 20);
     expect(fs.readFileSync(path.join(memDir, limitFile), 'utf8').trim()).toBe(String(32 * 1024 * 1024));
     const done = await rt.waitDone(key);
     const t = done.containerStatuses[0].state.terminated!;
