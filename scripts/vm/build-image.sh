@@ -20,9 +20,10 @@ mirror=${PODRUN_VM_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
 here=$(cd "$(dirname "$0")" && pwd)
 
+t0=$(date +%s)
 work=$out.partial-$$
 rootfs=$work/rootfs
-say() { echo "build-image: $*" >&2; }
+say() { echo "build-image: [$(( $(date +%s) - t0 )) s] $*" >&2; }
 
 unmount_under() {
   # Mounts under our own rootfs only (debootstrap mounts proc/sys there), deepest first.
@@ -40,7 +41,6 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work"
-t0=$(date +%s)
 
 say "kernel: apt-get download $kernel_pkg"
 (cd "$work" && apt-get download -q "$kernel_pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
