@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -299,6 +300,9 @@ void container_init(struct plan *p)
 
 	mount_proc_sys(p);
 	mount_dev(p, shm_fd);
+	int tty = p->terminal ? container_pty(p->run_sock, p->uid) : -1;
+	if (tty >= 0)
+		report_step("terminal", "/dev/pts/0");
 	bind_mounts(p, fds);
 	write_sysctls(p);
 	mask_paths(p);
@@ -312,10 +316,18 @@ void container_init(struct plan *p)
 		do_mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, "remount-rootfs-ro");
 		report_step("remount-rootfs-ro", "/");
 	}
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null < 0 || dup2(null, 0) < 0)
-		fail("stdin", "/dev/null");
-	close(null);
+	if (tty >= 0) {
+		/* the terminal is stdin, stdout and stderr, and the controlling tty of a new session */
+		if (setsid() < 0 || ioctl(tty, TIOCSCTTY, 0) < 0)
+			fail("controlling-tty", NULL);
+		if (dup2(tty, 0) < 0 || dup2(tty, 1) < 0 || dup2(tty, 2) < 0)
+			fail("dup2", NULL);
+	} else {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0)
+			fail("stdin", "/dev/null");
+		close(null);
+	}
 	report_step("exec", p->args[0]);
 	exec_process(p);
 }

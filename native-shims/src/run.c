@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +23,7 @@
 struct stream {
 	const char *name;
 	int fd;
+	int strip_cr; /* a terminal ends lines with \r\n */
 	char buf[LINE_MAX_BYTES];
 	size_t len;
 };
@@ -41,6 +43,8 @@ static void rfc3339nano(char *out, size_t cap)
 /* One CRI log line: "<time> <stream> F|P <content>\n". */
 static void log_line(struct stream *s, const char *data, size_t len, int partial)
 {
+	if (s->strip_cr && !partial && len > 0 && data[len - 1] == '\r')
+		len--;
 	char head[96];
 	rfc3339nano(head, 48);
 	size_t h = strlen(head);
@@ -179,7 +183,7 @@ static int enter_pid_ns(struct plan *p)
 	return 0;
 }
 
-static int supervise(struct plan *p, pid_t child, int out_fd, int err_fd)
+static int supervise(struct plan *p, pid_t child, int out_fd, int err_fd, int tty)
 {
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -188,10 +192,12 @@ static int supervise(struct plan *p, pid_t child, int out_fd, int err_fd)
 	static struct stream so, se;
 	so.name = "stdout";
 	so.fd = out_fd;
+	so.strip_cr = tty;
 	se.name = "stderr";
 	se.fd = err_fd;
 	fcntl(out_fd, F_SETFL, O_NONBLOCK);
-	fcntl(err_fd, F_SETFL, O_NONBLOCK);
+	if (err_fd >= 0)
+		fcntl(err_fd, F_SETFL, O_NONBLOCK);
 	int status = 0, exited = 0;
 	while (!exited) {
 		struct pollfd pf[3] = { { so.fd, POLLIN, 0 }, { se.fd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
@@ -243,9 +249,13 @@ int mode_run(const char *planfile)
 		report_error("open-log", errno, p.log);
 		return EXIT_SHIM_FAILED;
 	}
-	int out[2], err[2], sync[2];
+	int out[2], err[2], sync[2], sock[2] = { -1, -1 };
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
 		report_error("pipe", errno, NULL);
+		return EXIT_SHIM_FAILED;
+	}
+	if (p.terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) {
+		report_error("socketpair", errno, NULL);
 		return EXIT_SHIM_FAILED;
 	}
 	if (enter_pid_ns(&p) < 0)
@@ -262,6 +272,9 @@ int mode_run(const char *planfile)
 	if (child == 0) {
 		reset_signals();
 		report_fd = sync[1];
+		p.run_sock = sock[1];
+		if (sock[0] >= 0)
+			close(sock[0]);
 		close(sync[0]);
 		close(out[0]);
 		close(err[0]);
@@ -273,8 +286,18 @@ int mode_run(const char *planfile)
 	close(sync[1]);
 	close(out[1]);
 	close(err[1]);
+	int master = -1;
+	if (p.terminal) {
+		close(sock[1]);
+		master = receive_master(sock[0]);
+		close(sock[0]);
+	}
 	int failed = relay_start(sync[0]);
 	close(sync[0]);
+	if (!failed && p.terminal && master < 0) {
+		report_error("receive-pty-master", EPROTO, NULL);
+		failed = 1;
+	}
 	if (failed) {
 		int st;
 		waitpid(child, &st, 0);
@@ -293,5 +316,10 @@ int mode_run(const char *planfile)
 		dup2(devnull, 1);
 		close(devnull);
 	}
-	return supervise(&p, child, out[0], err[0]);
+	if (master >= 0) {
+		close(out[0]);
+		close(err[0]);
+		return supervise(&p, child, master, -1, 1);
+	}
+	return supervise(&p, child, out[0], err[0], 0);
 }

@@ -51,6 +51,7 @@ struct plan {
 	pid_t target_pid; unsigned long long target_start;
 	struct join *joins; int n_joins;
 	int terminal;
+	int run_sock; /* run mode with a terminal: socket to the monitor */
 };
 
 /* report.c: status lines and failures */
@@ -70,6 +71,11 @@ int plan_read(const char *file, struct plan *p);
 
 /* process.c: rlimits, capabilities, ids, no_new_privs, cwd, fds, execve */
 __attribute__((noreturn)) void exec_process(struct plan *p);
+
+/* pty.c: in a child that joined the container's mount ns, a pty from its devpts; the master
+ * goes to the parent over a unix socket (SCM_RIGHTS). Returns the slave. */
+int container_pty(int sock, uid_t uid);
+int receive_master(int sock);
 
 /* container.c: the container init in run mode (after fork) */
 __attribute__((noreturn)) void container_init(struct plan *p);

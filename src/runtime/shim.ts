@@ -69,6 +69,9 @@ export interface ShimProcess {
   capabilities: ShimCapabilities;
   /** Never above the caller's hard limits (HOST-FACTS: EPERM without CAP_SYS_RESOURCE). */
   rlimits?: ShimRlimit[];
+  /** run mode (tty: true): stdin/stdout/stderr are a pty of the container's devpts; its output
+   * is logged as stdout (CRI log, "\r\n" → "\n"). exec uses ExecPlan.terminal instead. */
+  terminal?: boolean;
 }
 
 export interface ShimBindMount {
@@ -336,6 +339,7 @@ export function serializePlan(plan: ShimPlan): string {
   for (const p of plan.maskedPaths) s += line('mask', p);
   for (const p of plan.readonlyPaths) s += line('readonly', p);
   for (const x of plan.sysctls) s += line('sysctl', x.name, x.value);
+  if (plan.process.terminal) s += line('terminal', 1);
   s += processLines(plan.process);
   return s;
 }

@@ -96,6 +96,13 @@ describe('process', () => {
     expect(log.filter((l) => l.stream === 'stderr')).toMatchObject([{ tag: 'F', text: 'err1' }]);
   });
 
+  test('a terminal (tty: true): stdio is a pty of the container, its output logged as stdout lines', async () => {
+    const c = sb.container('tty', ['sh', '-c', 'tty; test -t 0 && test -t 2 && echo all-tty; echo to-stderr >&2'], { process: { terminal: true } });
+    const st = await sb.run(c);
+    expect(st.exitCode).toBe(0);
+    expect(sb.log(c).map((l) => `${l.stream} ${l.text}`)).toEqual(['stdout /dev/pts/0', 'stdout all-tty', 'stdout to-stderr']);
+  });
+
   test('only stdio is open; stdin is /dev/null', async () => {
     const c = sb.container('fds', ['sh', '-c', 'ls /proc/$$/fd; readlink /proc/$$/fd/0']);
     await sb.run(c);
