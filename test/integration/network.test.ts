@@ -252,6 +252,23 @@ describe.skipIf(!!skipReason)('pod networking through CNI (real plugins, real ke
     expect(await leases()).toEqual([]);
   });
 
+  it('setup again for the same pod id: reuses a live attachment, replaces one whose namespace was re-pinned', async () => {
+    const id = `${NET}-re`;
+    const ns = await addNetns('re');
+    const first = await up(id, ns);
+    expect((await up(id, ns)).ip).toBe(first.ip); // same namespace: the cached attachment
+    // the pin path now holds a new, empty namespace (a pod re-created after a crash)
+    await sh('ip', ['netns', 'del', path.basename(ns)]);
+    await sh('ip', ['netns', 'add', path.basename(ns)]);
+    const second = await up(id, ns);
+    expect(await sh('nsenter', [`--net=${ns}`, 'ip', '-o', '-4', 'addr', 'show', 'eth0'])).toContain(`inet ${second.ip}/28`);
+    expect(await leases()).toEqual([second.ip]);
+    expect((await firewallMentions([id])).filter((l) => l.includes('POSTROUTING'))).toHaveLength(1);
+    await down(id);
+    expect(await leases()).toEqual([]);
+    expect(await firewallMentions([id])).toEqual([]);
+  });
+
   it('missing plugins: one clear ECNI error with the install hint, nothing left behind', async () => {
     const empty = await mkdtemp(path.join(os.tmpdir(), 'podrun-test-nobin-'));
     tmpDirs.push(empty);

@@ -178,9 +178,13 @@ export async function setupPodNetwork(o: NetworkOptions, req: PodNetworkRequest)
   }
   const existing = await readCache(o.runRoot, req.id);
   if (existing) {
+    // the same pin path may hold a newer namespace (a pod re-created after a crash): reuse only what CHECK confirms
     if (existing.result !== undefined && existing.netnsPath === req.netnsPath && (await isNetns(req.netnsPath))) {
-      trace(o.events, 'cni', 'reuse cached attachment', req.id);
-      return podStatusFromResult(existing.result, existing.ifName);
+      const confirmed = await runCheck(o, existing, req).catch(() => false);
+      if (confirmed) {
+        trace(o.events, 'cni', 'reuse cached attachment', req.id);
+        return podStatusFromResult(existing.result, existing.ifName);
+      }
     }
     trace(o.events, 'cni', 'tear down stale attachment', req.id);
     await teardownPodNetwork(o, req.id);
@@ -240,16 +244,22 @@ export async function checkPodNetwork(o: NetworkOptions, req: PodNetworkRequest)
   const what = action('check', req, rec?.conflist.name ?? networkOf(o));
   if (!rec || rec.result === undefined) throw new PodrunError('ESTATE', `Cannot ${what}: no completed CNI attachment is recorded for pod id "${req.id}"`);
   if (!(await isNetns(req.netnsPath))) throw new PodrunError('ECNI', `Cannot ${what}: "${req.netnsPath}" is not a network namespace`);
-  const list = rec.conflist;
-  if (list.disableCheck || /^0\.[0-3]\./.test(list.cniVersion)) {
-    trace(o.events, 'cni', 'CHECK skipped', list.disableCheck ? 'disableCheck' : `cniVersion ${list.cniVersion}`);
-    return;
+  if (!(await runCheck(o, rec, req))) {
+    trace(o.events, 'cni', 'CHECK skipped', rec.conflist.disableCheck ? 'disableCheck' : `cniVersion ${rec.conflist.cniVersion}`);
   }
+}
+
+/** CHECK through every plugin; false when the list does not support CHECK (disableCheck, cniVersion < 0.4.0). */
+async function runCheck(o: NetworkOptions, rec: CacheRecord, req: PodNetworkRequest): Promise<boolean> {
+  const list = rec.conflist;
+  if (list.disableCheck || /^0\.[0-3]\./.test(list.cniVersion)) return false;
+  const what = action('check', req, list.name);
   const found = findPlugins([rec.binDir, ...rec.cniPath], pluginTypes(list));
   const call: CniCall = { command: 'CHECK', containerId: req.id, netns: req.netnsPath, ifName: rec.ifName, args: rec.cniArgs, cniPath: rec.cniPath };
   for (const plugin of list.plugins) {
     await execPlugin(found.paths[plugin.type], plugin.type, call, pluginStdin(list, plugin, { portMappings: portMappings(req.ports) }, rec.result), what, o.events);
   }
+  return true;
 }
 
 /**
