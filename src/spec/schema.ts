@@ -55,6 +55,12 @@ function k8s<S extends z.ZodRawShape>(shape: S, ignoredKeys: readonly string[] =
   return z.strictObject({ ...shape, ...extra } as S);
 }
 
+/** A file path inside a configMap / secret / downwardAPI volume. */
+function checkItemPath(p: string): string | undefined {
+  if (p === '') return 'must not be empty';
+  return checkRelativePath(p) ?? (p.startsWith('..') ? `${JSON.stringify(p)} must not start with ".."` : undefined);
+}
+
 const int = () => z.number().int();
 const nonNeg = () => int().min(0);
 const port = () => int().min(1).max(65535);
@@ -331,12 +337,12 @@ function build() {
 
   const keyToPath = k8s({
     key: checked(checkConfigKey),
-    path: checked(checkRelativePath).refine((p) => p.length > 0 && !p.startsWith('..'), { message: 'must be a non-empty relative path not starting with ".."' }),
+    path: checked(checkItemPath),
     mode: mode().optional(),
   });
 
   const downwardItem = k8s({
-    path: checked(checkRelativePath).refine((p) => p.length > 0 && !p.startsWith('..'), { message: 'must be a non-empty relative path not starting with ".."' }),
+    path: checked(checkItemPath),
     fieldRef: fieldRef.optional(),
     resourceFieldRef: resourceFieldRef.optional(),
     mode: mode().optional(),

@@ -656,3 +656,102 @@ spec:
     ]);
   });
 });
+
+describe('parseManifests: more error forms', () => {
+  test('kubectl run --dry-run=client -o yaml output parses without warnings', () => {
+    const set = parseManifests(`apiVersion: v1
+kind: Pod
+metadata:
+  creationTimestamp: null
+  labels:
+    run: nginx
+  name: nginx
+spec:
+  containers:
+  - image: nginx
+    name: nginx
+    resources: {}
+  dnsPolicy: ClusterFirst
+  restartPolicy: Always
+status: {}
+`);
+    expect(set.warnings).toEqual([]);
+    expect(set.pods[0].containers[0].image).toBe('nginx');
+  });
+
+  test('volumes, items, env sources, probes and pod fields', () => {
+    expect(
+      problems(`apiVersion: v1
+kind: Pod
+metadata: {name: p, generateName: p-}
+spec:
+  os: {name: windows}
+  securityContext: {seccompProfile: {type: Localhost, localhostProfile: x.json}}
+  hostAliases: [{ip: 10.0.0.256, hostnames: [Bad_Host]}]
+  volumes:
+  - {name: cm, configMap: {name: c, items: [{key: a, path: ../x}, {key: b, path: /abs}], defaultMode: 0777}}
+  - {name: d, downwardAPI: {items: [{path: a}, {path: b, resourceFieldRef: {resource: limits.cpu}}, {path: b, fieldRef: {fieldPath: status.podIP}}]}}
+  containers:
+  - name: c
+    image: "bad image"
+    workingDir: relative
+    envFrom: [{configMapRef: {name: a}, secretRef: {name: b}}]
+    readinessProbe: {tcpSocket: {port: 80}, terminationGracePeriodSeconds: 5, periodSeconds: 0}
+    lifecycle: {preStop: {tcpSocket: {port: 80}}}
+`),
+    ).toEqual([
+      'metadata.generateName: is not supported by podrun yet: set metadata.name',
+      'spec.containers[0].image: "bad image" is not an image reference: it contains white space',
+      'spec.containers[0].workingDir: "relative" is not an absolute path',
+      'spec.containers[0].readinessProbe.periodSeconds: must be at least 1, got 0',
+      'spec.containers[0].lifecycle.preStop.tcpSocket: is not supported by podrun yet',
+      'spec.volumes[0].configMap.items[0].path: "../x" must not contain ".."',
+      'spec.volumes[0].configMap.items[1].path: "/abs" must be a relative path',
+      'spec.hostAliases[0].ip: "10.0.0.256" is not a valid IP address',
+      'spec.hostAliases[0].hostnames[0]: "Bad_Host" is not a valid DNS-1123 subdomain: use lowercase letters, digits, \'-\' and \'.\', starting and ending with a letter or digit',
+    ]);
+    // once the structure is right, the cross-field rules speak
+    expect(
+      problems(`apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  os: {name: windows}
+  securityContext: {seccompProfile: {type: Localhost, localhostProfile: x.json}}
+  volumes:
+  - {name: cm, configMap: {name: c, items: [{key: a, path: x}, {key: b, path: x}]}}
+  - {name: d, downwardAPI: {items: [{path: a}, {path: b, resourceFieldRef: {resource: limits.cpu}}, {path: c, fieldRef: {fieldPath: status.podIP}}]}}
+  containers:
+  - name: c
+    image: b
+    envFrom: [{configMapRef: {name: a}, secretRef: {name: b}}]
+    readinessProbe: {tcpSocket: {port: 80}, terminationGracePeriodSeconds: 5}
+`),
+    ).toEqual([
+      'spec.securityContext.seccompProfile.type: "Localhost" is not supported by podrun yet',
+      'spec.os.name: "windows": podrun runs Linux pods only',
+      'spec.volumes[0].configMap.items[1].path: "x" is used by another item',
+      'spec.volumes[1].downwardAPI.items[0]: must have exactly one of fieldRef and resourceFieldRef',
+      'spec.volumes[1].downwardAPI.items[1].resourceFieldRef.containerName: is required in a downwardAPI volume',
+      'spec.volumes[1].downwardAPI.items[2].fieldRef.fieldPath: "status.podIP" is not a supported field path here (use metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations, metadata.labels[\'KEY\'] or metadata.annotations[\'KEY\'])',
+      'spec.containers[0].envFrom[0]: must have exactly one of configMapRef and secretRef',
+      'spec.containers[0].readinessProbe.terminationGracePeriodSeconds: may not be set on a readinessProbe',
+    ]);
+  });
+
+  test('sidecars may have probes and hooks; allowPrivilegeEscalation false with SYS_ADMIN is refused', () => {
+    const p = one(
+      pod(`  initContainers:
+  - name: side
+    image: b
+    restartPolicy: Always
+    readinessProbe: {exec: {command: [true]}}
+    lifecycle: {preStop: {exec: {command: [sh, -c, sleep 1]}}}
+  containers: [{name: c, image: b}]`).replace('[true]', '["true"]'),
+    );
+    expect(p.initContainers[0].readinessProbe?.handler).toEqual({ kind: 'exec', command: ['true'] });
+    expect(problems(pod('  containers: [{name: c, image: b, securityContext: {allowPrivilegeEscalation: false, capabilities: {add: [CAP_SYS_ADMIN]}}}]'))).toEqual([
+      'spec.containers[0].securityContext.allowPrivilegeEscalation: cannot be false when capabilities.add has SYS_ADMIN',
+    ]);
+  });
+});
