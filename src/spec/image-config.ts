@@ -464,8 +464,8 @@ export function checkRunAsNonRoot(pod: PodPlan, c: ContainerPlan, image: ImageCo
  * (kubelet's CreateContainerConfigError) for missing ConfigMaps/Secrets/keys, unknown user names,
  * runAsNonRoot violations and an empty command.
  *
- * env = PATH default, image Env, HOSTNAME, then the container's env, each replacing by name
- * (containerd's order).
+ * env = PATH default, image Env, HOSTNAME (the pod's hostname; the node's with hostNetwork), then
+ * the container's env, each replacing by name (containerd's order).
  */
 export function resolveProcess(pod: PodPlan, container: ContainerPlan, image: ImageConfig, rootfsFiles: RootfsFiles, extras: ResolveExtras): ProcessSpec {
   const warnings: string[] = [];
@@ -475,7 +475,7 @@ export function resolveProcess(pod: PodPlan, container: ContainerPlan, image: Im
   const envList = mergeEnv(
     [`PATH=${DEFAULT_PATH}`],
     image.Env ?? [],
-    [`HOSTNAME=${pod.hostname}`],
+    [`HOSTNAME=${pod.hostNetwork ? extras.node.nodeName : pod.hostname}`],
     [...env].map(([k, v]) => `${k}=${v}`),
   );
   const sc = container.securityContext;

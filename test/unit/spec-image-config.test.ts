@@ -275,6 +275,8 @@ describe('resolveProcess', () => {
     expect([p.uid, p.gid, p.additionalGids]).toEqual([0, 0, [0]]);
     expect(p.noNewPrivileges).toBe(false);
     expect(p.capabilities.bounding).toHaveLength(14);
+    const hn = parsed('  hostNetwork: true\n  containers: [{name: c, image: b, command: [sh]}]').pods[0];
+    expect(resolveProcess(hn, hn.containers[0], {}, {}, { node }).env).toContain('HOSTNAME=host1');
     const wd = parsed('  containers: [{name: c, image: b, command: [sh], workingDir: /data}]').pods[0];
     expect(resolveProcess(wd, wd.containers[0], { WorkingDir: '/srv' }, {}, { node }).cwd).toBe('/data');
   });
