@@ -293,7 +293,7 @@ void container_init(struct plan *p)
 
 	mount_rootfs(p);
 	int shm_fd = p->shm ? open_source(p->shm, 0) : -1;
-	int *fds = calloc((size_t)p->n_binds + 1, sizeof(int));
+	int *fds = xcalloc((size_t)p->n_binds + 1, sizeof(int));
 	for (int i = 0; i < p->n_binds; i++)
 		fds[i] = open_source(p->binds[i].src, p->binds[i].rec);
 	pivot(p->rootfs_target);

@@ -131,7 +131,7 @@ int mode_exec(const char *planfile)
 		return EXIT_SHIM_FAILED;
 	}
 	/* Open everything while the host's /proc and /sys/fs/cgroup are still visible. */
-	int *nsfd = calloc((size_t)p.n_joins + 1, sizeof(int));
+	int *nsfd = xcalloc((size_t)p.n_joins + 1, sizeof(int));
 	for (int i = 0; i < p.n_joins; i++) {
 		nsfd[i] = open(p.joins[i].path, O_RDONLY | O_CLOEXEC);
 		if (nsfd[i] < 0) {
@@ -139,7 +139,7 @@ int mode_exec(const char *planfile)
 			return EXIT_SHIM_FAILED;
 		}
 	}
-	int *cgfd = calloc((size_t)p.n_cgroup_procs + 1, sizeof(int));
+	int *cgfd = xcalloc((size_t)p.n_cgroup_procs + 1, sizeof(int));
 	for (int i = 0; i < p.n_cgroup_procs; i++) {
 		cgfd[i] = open(p.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
 		if (cgfd[i] < 0) {

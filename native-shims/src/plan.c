@@ -130,7 +130,7 @@ static int apply(struct plan *p, char **t, int n)
 	if (IS("uid")) { NEED(1); p->uid = (uid_t)strtoul(a[0], NULL, 10); return 0; }
 	if (IS("gid")) { NEED(1); p->gid = (gid_t)strtoul(a[0], NULL, 10); return 0; }
 	if (IS("groups")) {
-		p->groups = calloc((size_t)na + 1, sizeof(gid_t));
+		p->groups = xcalloc((size_t)na + 1, sizeof(gid_t));
 		for (int i = 0; i < na; i++)
 			p->groups[i] = (gid_t)strtoul(a[i], NULL, 10);
 		p->n_groups = na;

@@ -157,3 +157,14 @@ void reset_signals(void)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
+
+/* calloc or exit: the shim cannot do its job without memory. */
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+	if (!p) {
+		report_error("calloc", ENOMEM, NULL);
+		_exit(EXIT_SHIM_FAILED);
+	}
+	return p;
+}
