@@ -1,0 +1,153 @@
+/**
+ * The background supervisor: SIGKILL it while pods run; the containers keep running, a new
+ * supervisor re-adopts them (and still learns exit codes), and `down` or `gc` after a kill
+ * leaves nothing behind. Also bad input and concurrent `up`s.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cgroupDirs, mountsBelow, processesMentioning, randomName, startPodEnv, waitFor, type PodEnv } from '../helpers/pod.js';
+
+let e: PodEnv;
+
+beforeAll(async () => {
+  e = await startPodEnv();
+}, 120_000);
+
+afterAll(async () => {
+  await e?.cleanup();
+});
+
+function supervisorPid(): number | undefined {
+  try {
+    const [pid, start] = fs.readFileSync(path.join(e.runRoot, 'supervisor.pid'), 'utf8').trim().split(' ').map(Number);
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === start ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function twoContainerPod(name: string, extra = ''): string {
+  return e.manifest(
+    `${name}.yaml`,
+    `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: a, image: "${e.busybox}", command: [sh, -c, "while true; do sleep 1; done"]}
+  - {name: b, image: "${e.busybox}", command: [sh, -c, "${extra || 'while true; do sleep 1; done'}"]}
+`,
+  );
+}
+
+function inspect(name: string) {
+  const r = e.podrun(['inspect', name]);
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+function containerPids(name: string): number[] {
+  return Object.values(inspect(name).containers as Record<string, { init?: { pid: number }; state: string }>)
+    .filter((c) => c.state === 'running')
+    .map((c) => c.init!.pid);
+}
+
+const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+
+describe('supervisor killed with SIGKILL', () => {
+  it('keeps containers running; a new supervisor re-adopts them and learns their exit codes', async () => {
+    const name = randomName();
+    const file = twoContainerPod(name, 'sleep 4; exit 5');
+    expect(e.podrun(['up', '-d', file]).status).toBe(0);
+    const sup = supervisorPid()!;
+    expect(sup).toBeGreaterThan(0);
+    const pids = containerPids(name);
+    expect(pids).toHaveLength(2);
+    process.kill(sup, 'SIGKILL');
+    await waitFor('the supervisor to die', () => !alive(sup));
+    expect(pids.every(alive)).toBe(true);
+    expect(e.podrun(['ps']).stdout).toContain('(unsupervised)');
+    // container b exits with 5 while nobody supervises; the next supervisor learns it
+    await new Promise((r) => setTimeout(r, 4500));
+    const again = e.podrun(['up', '-d', file]);
+    expect(again.status, again.stderr).toBe(0);
+    expect(supervisorPid()).not.toBe(sup);
+    const j = await waitFor('the exit of b to be known', () => {
+      const st = inspect(name);
+      const b = st.status.containerStatuses.find((c: { name: string }) => c.name === 'b');
+      return b.restartCount >= 1 || b.state.terminated ? { st, b } : undefined;
+    });
+    const last = j.b.lastState.terminated ?? j.b.state.terminated;
+    expect(last.exitCode).toBe(5);
+    expect(alive(pids[0])).toBe(true); // a was never restarted
+    expect(e.podrun(['down', name]).status).toBe(0);
+  });
+
+  it('down after a kill leaves nothing', async () => {
+    const name = randomName();
+    expect(e.podrun(['up', '-d', twoContainerPod(name)]).status).toBe(0);
+    const pids = containerPids(name);
+    process.kill(supervisorPid()!, 'SIGKILL');
+    const r = e.podrun(['down', name]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(pids.some(alive)).toBe(false);
+    expect(mountsBelow(e.dir)).toEqual([]);
+    expect(cgroupDirs(e.cgroupParent)).toEqual([]);
+    await waitFor('no podrun process left', () => processesMentioning(e.dir).length === 0, 10_000);
+  });
+
+  it('gc after a kill leaves nothing', async () => {
+    const name = randomName();
+    expect(e.podrun(['up', '-d', twoContainerPod(name)]).status).toBe(0);
+    const pids = containerPids(name);
+    process.kill(supervisorPid()!, 'SIGKILL');
+    const r = e.podrun(['gc']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`removed pod default/${name}`);
+    expect(pids.some(alive)).toBe(false);
+    expect(mountsBelow(e.dir)).toEqual([]);
+    expect(cgroupDirs(e.cgroupParent)).toEqual([]);
+    expect(fs.readdirSync(path.join(e.runRoot, 'pods'))).toEqual([]);
+    await waitFor('no podrun process left', () => processesMentioning(e.dir).length === 0, 10_000);
+  });
+});
+
+describe('bad input', () => {
+  it('refuses a missing image with a clear error and leaves nothing', () => {
+    const name = randomName();
+    const f = e.manifest(`${name}.yaml`, `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  containers:\n  - {name: a, image: "${e.reg.host}/library/nope:1"}\n`);
+    const r = e.podrun(['up', '-d', f]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/nope/);
+    expect(fs.existsSync(path.join(e.runRoot, 'pods', `default_${name}`))).toBe(false);
+  });
+
+  it('refuses an unknown volume before anything is created', () => {
+    const name = randomName();
+    const f = e.manifest(
+      `${name}.yaml`,
+      `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  containers:\n  - name: a\n    image: "${e.busybox}"\n    volumeMounts: [{name: ghost, mountPath: /x}]\n`,
+    );
+    const r = e.podrun(['up', '-d', f]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('ghost');
+    expect(fs.existsSync(path.join(e.runRoot, 'pods', `default_${name}`))).toBe(false);
+  });
+
+  it('two concurrent ups of one pod create exactly one sandbox', async () => {
+    const name = randomName();
+    const f = twoContainerPod(name);
+    const [a, b] = await Promise.all([e.podrunAsync(['up', '-d', f]), e.podrunAsync(['up', '-d', f])]);
+    expect(a.status, a.stderr).toBe(0);
+    expect(b.status, b.stderr).toBe(0);
+    expect([a.stdout, b.stdout].filter((o) => o.includes('unchanged'))).toHaveLength(1);
+    const st = inspect(name);
+    expect(st.resources.filter((r: { kind: string }) => r.kind === 'pins')).toHaveLength(1);
+    expect(Object.keys(st.containers)).toHaveLength(2);
+    expect(e.podrun(['down', name]).status).toBe(0);
+    expect(mountsBelow(e.dir)).toEqual([]);
+  });
+});
