@@ -114,3 +114,25 @@ describe('resolvConf', () => {
     expect(resolvConf('Default', undefined, '')).toBe('');
   });
 });
+
+describe('readHostResolvConf', () => {
+  it("prefers systemd-resolved's upstream file when /etc/resolv.conf only names the stub", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { readHostResolvConf } = await import('../../src/runtime/network/resolv.js');
+    const d = mkdtempSync(path.join(os.tmpdir(), 'podrun-test-resolv-'));
+    try {
+      const etc = path.join(d, 'etc');
+      const resolved = path.join(d, 'resolved');
+      writeFileSync(etc, 'nameserver 127.0.0.53\noptions edns0\n');
+      writeFileSync(resolved, 'nameserver 192.0.2.1\n');
+      expect(await readHostResolvConf({ etc, resolved })).toEqual({ path: resolved, text: 'nameserver 192.0.2.1\n' });
+      writeFileSync(etc, 'nameserver 192.0.2.9\n');
+      expect((await readHostResolvConf({ etc, resolved })).path).toBe(etc);
+      expect((await readHostResolvConf({ etc: path.join(d, 'none'), resolved })).text).toBe('');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

@@ -19,7 +19,7 @@ import { removeMasq } from './masq.js';
 import { readFile } from 'node:fs/promises';
 
 export { findPlugins, DEFAULT_BIN_DIRS, INSTALL_HINT, type FoundPlugins } from './plugins.js';
-export { resolvConf, buildResolvConf, parseResolvConf, dnsMode, type DnsConfig, type ResolvConfOptions } from './resolv.js';
+export { resolvConf, buildResolvConf, parseResolvConf, readHostResolvConf, dnsMode, type DnsConfig, type ResolvConfOptions } from './resolv.js';
 export { defaultConflist, conflistPath, DEFAULT_SUBNET, DEFAULT_NETWORK, DEFAULT_BRIDGE, DEFAULT_CONF_DIR, CNI_VERSION, type Conflist } from './conflist.js';
 export { listCached as listNetworkAttachments, cacheFile as networkCacheFile } from './cache.js';
 export { masqChainName } from './masq.js';

@@ -156,3 +156,21 @@ export function buildResolvConf(dnsPolicy: string, dnsConfig: DnsConfig | undefi
 export function resolvConf(dnsPolicy: string, dnsConfig: DnsConfig | undefined, hostResolvConf: string, opts: ResolvConfOptions = {}): string {
   return buildResolvConf(dnsPolicy, dnsConfig, hostResolvConf, opts).text;
 }
+
+/**
+ * The host's resolver file for pods, as kubelet's --resolv-conf is usually set: /etc/resolv.conf,
+ * unless it only names systemd-resolved's stub (127.0.0.53), in which case the upstream servers in
+ * /run/systemd/resolve/resolv.conf are what a pod in its own network namespace can use.
+ */
+export async function readHostResolvConf(candidates: { etc?: string; resolved?: string } = {}): Promise<{ path: string; text: string }> {
+  const { readFile } = await import('node:fs/promises');
+  const etc = candidates.etc ?? '/etc/resolv.conf';
+  const resolved = candidates.resolved ?? '/run/systemd/resolve/resolv.conf';
+  const text = await readFile(etc, 'utf8').catch(() => '');
+  const ns = parseResolvConf(text).nameservers;
+  if (ns.length > 0 && ns.every(isLoopback)) {
+    const upstream = await readFile(resolved, 'utf8').catch(() => undefined);
+    if (upstream !== undefined && parseResolvConf(upstream).nameservers.some((n) => !isLoopback(n))) return { path: resolved, text: upstream };
+  }
+  return { path: etc, text };
+}
