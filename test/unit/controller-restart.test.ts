@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PodController } from '../../src/runtime/controller/controller.js';
 import { Backoff } from '../../src/runtime/controller/backoff.js';
-import { FakeDriver, collect, container, pod } from './controller-fakes.js';
+import { FakeDriver, collect, pod } from './controller-fakes.js';
 
 describe('restart back-off (kubelet)', () => {
   it('restarts a crashing container at once, then after 10, 20, 40 … s, capped at 5 min', async () => {
@@ -111,10 +111,8 @@ describe('restartPolicy', () => {
 
   it('reports OOMKilled from the driver, not from the exit code', async () => {
     const d = new FakeDriver({ app: () => ({ exitAfterMs: 100, exitCode: 137, oomKilled: true }) });
-    const c = new PodController(pod({ restartPolicy: 'Never' }), d, { clock: d.clock });
     const { events, sink } = collect();
     const c2 = new PodController(pod({ restartPolicy: 'Never' }), d, { clock: d.clock, events: sink });
-    void c;
     c2.start();
     await d.clock.advance(1000);
     expect(c2.status().containerStatuses[0].state.terminated).toMatchObject({ exitCode: 137, reason: 'OOMKilled' });
