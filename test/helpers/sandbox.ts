@@ -186,3 +186,12 @@ export function expectedCgroupVersion(): 1 | 2 | undefined {
   const v = process.env.PODRUN_EXPECT_CGROUP;
   return v === '2' ? 2 : v === '1' ? 1 : undefined;
 }
+
+/** Poll `check` every 20 ms until it returns true (the VM runs 7-16x slower than the host). */
+export async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms: ${check.toString()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { detectCgroupVersion, openCgroups } from '../../src/linux/cgroups.js';
 import { waitExitStatus } from '../../src/runtime/shim.js';
-import { expectedCgroupVersion, isAlive, TestSandbox } from '../helpers/sandbox.js';
+import { eventually, expectedCgroupVersion, isAlive, TestSandbox } from '../helpers/sandbox.js';
 
 const version = detectCgroupVersion();
 const expected = expectedCgroupVersion();
@@ -103,7 +103,7 @@ test('v2: controllers enabled top-down, processes only in leaves, "0::/" inside,
   expect(fs.readFileSync(path.join(root, sb.id, 'pod', 'cgroup.procs'), 'utf8')).toBe('');
   expect(fs.readFileSync(path.join(root, sb.id, 'cgroup.procs'), 'utf8')).toBe('');
   expect(fs.readFileSync(path.join(sb.cg.dirs(c.cgroup)[0], 'cgroup.procs'), 'utf8').trim()).toBe(String(started.pid));
-  await new Promise((r) => setTimeout(r, 300));
+  await eventually(() => sb.stdout(c).length >= 2);
   expect(sb.stdout(c)[0]).toBe('0::/');
   expect(sb.stdout(c)[1].split(' ')).toEqual(expect.arrayContaining(['cpu', 'memory', 'pids']));
   expect(fs.readFileSync(path.join(sb.cg.dirs(c.cgroup)[0], 'memory.events'), 'utf8')).toMatch(/oom_kill \d+/);

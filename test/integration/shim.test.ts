@@ -19,7 +19,7 @@ import {
   waitExitStatus,
   type ExecPlan,
 } from '../../src/runtime/shim.js';
-import { isAlive, killIfAlive, sys, TestSandbox, waitGone } from '../helpers/sandbox.js';
+import { eventually, isAlive, killIfAlive, sys, TestSandbox, waitGone } from '../helpers/sandbox.js';
 
 let sb: TestSandbox;
 beforeAll(() => {
@@ -301,8 +301,7 @@ describe('exec and identity', () => {
 
     // the exec'd process is in the container's cgroup while it runs
     const bg = execInContainer(execPlan(c, ['sh', '-c', 'echo $PPID; sleep 1']), { stdio: 'capture' });
-    await new Promise((r) => setTimeout(r, 300));
-    expect(sb.cg.pids(c.cgroup).length).toBeGreaterThanOrEqual(2);
+    await eventually(() => sb.cg.pids(c.cgroup).length >= 2);
     await bg;
 
     const u = await execInContainer(execPlan(c, ['sh', '-c', 'id; cat; exit 5'], { uid: 1000, gid: 1000, additionalGids: [1000] }), { stdio: 'capture', input: 'from-stdin\n' });
@@ -365,7 +364,7 @@ describe('exec and identity', () => {
     const ns = `/proc/${pause.pid}/ns/pid`;
     const a = sb.container('shared-a', ['sleep', '30'], { plan: { namespaces: { ...sb.container('tmp', ['true']).plan.namespaces, pid: ns } } });
     const startedA = await sb.start(a);
-    const b = sb.container('shared-b', ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; ps -o comm | sort | tr "\\n" " "; echo; (sleep 0.2 &); sleep 0.6; echo "orphans $(ps -o args | grep -c "^sleep 0.2") zombies $(ps -o stat | grep -c Z)"'], { plan: { namespaces: { ...a.plan.namespaces } } });
+    const b = sb.container('shared-b', ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; ps -o comm | sort | tr "\\n" " "; echo; (sleep 0.2 &); i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); [ $(ps -o args | grep -c "^sleep 0.2") = 0 ] && break; done; echo "orphans $(ps -o args | grep -c "^sleep 0.2") zombies $(ps -o stat | grep -c Z)"'], { plan: { namespaces: { ...a.plan.namespaces } } });
     await sb.run(b);
     const out = sb.stdout(b);
     expect(out[0]).toMatch(/podrun-shim pause/);
