@@ -58,3 +58,4 @@ export * from './quantity.js';
 export * from './resources.js';
 export * from './capabilities.js';
 export * from './image-config.js';
+export { sysctlPath } from './names.js';

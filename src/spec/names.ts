@@ -118,3 +118,12 @@ export function checkSysctl(name: string, hostNetwork: boolean): string | undefi
   }
   return `${q(name)} is not a namespaced sysctl: a pod may set kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* and net.*`;
 }
+
+/**
+ * The /proc/sys path of a sysctl name: "net.ipv4.ip_forward" → "net/ipv4/ip_forward"; a name
+ * written with '/' separators ("net/ipv4/conf/eth0.100/forwarding") is already a path, and its
+ * dots are part of the components.
+ */
+export function sysctlPath(name: string): string {
+  return name.includes('/') ? name : name.replaceAll('.', '/');
+}

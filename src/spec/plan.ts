@@ -113,7 +113,10 @@ export interface PodSecurityPlan {
   /** Owner group of volumes that support it (emptyDir, configMap, secret, downwardAPI), also added
    * to every container's supplementary groups. */
   fsGroup?: number;
-  /** Namespaced sysctls only (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*); in order. */
+  /**
+   * Namespaced sysctls only (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*; net.* not
+   * with hostNetwork), in order, names as written: use `sysctlPath(name)` for the /proc/sys path.
+   */
   sysctls: { name: string; value: string }[];
 }
 

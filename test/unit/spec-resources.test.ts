@@ -9,6 +9,7 @@ import {
   normalizeCapability,
 } from '../../src/spec/capabilities.js';
 import { parseManifests } from '../../src/spec/parse.js';
+import { sysctlPath } from '../../src/spec/names.js';
 import { cgroupValues, DEFAULT_PIDS_MAX, milliCpuToQuota, milliCpuToShares, podCgroupValues, podResources, sharesToWeight } from '../../src/spec/resources.js';
 
 describe('resources → cgroup values', () => {
@@ -135,4 +136,9 @@ describe('capabilities', () => {
     expect(containerCapabilities({ privileged: true, add: [], drop: [] }, host)).toEqual(host);
     expect(containerCapabilities({ privileged: false, add: ['SYS_RESOURCE'], drop: [] }, host)).not.toContain('CAP_SYS_RESOURCE');
   });
+});
+
+test('sysctl names → /proc/sys paths', () => {
+  expect(sysctlPath('net.ipv4.ip_forward')).toBe('net/ipv4/ip_forward');
+  expect(sysctlPath('net/ipv4/conf/eth0.100/forwarding')).toBe('net/ipv4/conf/eth0.100/forwarding');
 });
