@@ -70,7 +70,7 @@ async function pickSubnet(): Promise<string> {
   const seen = (await sh('ip', ['-4', 'route', 'show', 'table', 'all'])) + (await sh('ip', ['-4', '-o', 'addr']));
   if (/(^|\s)10\.0\.0\.0\/8|10\.255\.0\.0\/16/.test(seen)) throw new Error('the host routes 10.255.0.0/16 or 10/8 somewhere: no safe test subnet');
   for (let i = 0; i < 100; i++) {
-    const prefix = `10.255.${randomInt(1, 255)}.`;
+    const prefix = `10.255.${randomInt(1, 255)}.`; // 1..254: 10.255.255.x stays clear (this host's resolver is 10.255.255.53)
     if (!seen.includes(prefix)) return `${prefix}0/28`;
   }
   throw new Error('no free 10.255.x.0/28 found');

@@ -158,4 +158,36 @@ spec:
     expect(fs.readdirSync(leaseDir).filter((f) => /^\d/.test(f))).toEqual([]);
     expect(await shOk('busybox', ['wget', '-q', '-O', '-', `http://127.0.0.1:${hostPort}/`])).toBe(false);
   }, 120_000);
+
+  it('hostNetwork: no CNI attachment, the host\'s network namespace, the container port is the host port', async () => {
+    const port = await freePort();
+    const { pods } = parseManifests(`apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: httpd
+    image: ${ref}
+    command: [sh, -c, 'mkdir -p /www && echo hostnet > /www/index.html && exec httpd -f -p 127.0.0.1:${port} -h /www']
+    ports:
+    - {containerPort: ${port}, hostPort: ${port}}
+`);
+    podsUp.push('default_hostnet');
+    await rt!.upPod(pods[0]);
+    await rt!.waitRunning('default_hostnet', 30_000);
+    const uid = rt!.podSandboxStatus('default_hostnet').uid;
+    expect(await listNetworkAttachments(path.join(dir, 'run'))).toEqual([]);
+    expect((await execOut('default_hostnet', 'httpd', ['readlink', '/proc/self/ns/net'])).trim()).toBe(fs.readlinkSync('/proc/self/ns/net'));
+    let page = '';
+    for (let i = 0; i < 40 && !page; i++) {
+      page = await sh('busybox', ['wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`]).catch(() => '');
+      if (!page) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(page).toBe('hostnet\n');
+    expect(await tn!.firewallMentions([uid])).toEqual([]);
+    await rt!.downPod('default_hostnet');
+    podsUp.length = 0;
+  }, 60_000);
 });
