@@ -129,6 +129,12 @@ class DocContext {
     return {};
   }
 
+  /** The scalar as written in the YAML (`yes`, `0644`), when the path leads to one. */
+  sourceText(path: Path): string | undefined {
+    const node = this.doc?.getIn(path, true) as { source?: unknown } | undefined;
+    return node && typeof node === 'object' && typeof node.source === 'string' ? node.source : undefined;
+  }
+
   problem(path: Path, message: string): void {
     this.set.problems.push({ source: this.set.source, document: this.document, object: this.object, path: formatPath(path), message, ...this.line(path) });
   }
@@ -308,7 +314,7 @@ function reportIssue(ctx: DocContext, issue: Issue): void {
       if (input === undefined) return ctx.problem(path, 'is required');
       const exp = EXPECTED[issue.expected] ?? issue.expected;
       let msg = `expected ${exp}, got ${describe(input)}`;
-      if (issue.expected === 'string' && (typeof input === 'number' || typeof input === 'boolean')) msg += ` (quote it: "${String(input)}")`;
+      if (issue.expected === 'string' && (typeof input === 'number' || typeof input === 'boolean')) msg += ` (quote it: "${ctx.sourceText(path) ?? String(input)}")`;
       return ctx.problem(path, msg);
     }
     case 'invalid_value': {

@@ -658,6 +658,13 @@ spec:
 });
 
 describe('parseManifests: more error forms', () => {
+  test('a YAML 1.1 boolean where a string belongs: the hint quotes what was written', () => {
+    expect(problems(pod('  containers: [{name: c, image: b, env: [{name: DEBUG, value: yes}, {name: MODE, value: 0644}]}]'))).toEqual([
+      'spec.containers[0].env[0].value: expected a string, got boolean true (quote it: "yes")',
+      'spec.containers[0].env[1].value: expected a string, got number 420 (quote it: "0644")',
+    ]);
+  });
+
   test('kubectl run --dry-run=client -o yaml output parses without warnings', () => {
     const set = parseManifests(`apiVersion: v1
 kind: Pod
