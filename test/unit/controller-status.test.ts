@@ -162,3 +162,31 @@ describe('restore of a finished pod', () => {
     expect(st.phase).toBe('Succeeded');
   });
 });
+
+describe('restore after a supervisor died inside driver.start', () => {
+  it('adopts the run the driver knows instead of starting a second one with the same number', async () => {
+    const d = new FakeDriver({});
+    const plan = pod();
+    const c1 = new PodController(plan, d, { clock: d.clock });
+    let snap: ReturnType<PodController['snapshot']> | undefined;
+    const realStart = d.start.bind(d);
+    d.start = async (name, kind, rc) => {
+      snap = JSON.parse(JSON.stringify(c1.snapshot())); // what state.json holds while start runs
+      return realStart(name, kind, rc);
+    };
+    c1.start();
+    await d.clock.advance(10);
+    (c1 as unknown as { terminal: boolean }).terminal = true;
+    expect(snap!.containers[0].pendingStart).toBe(0);
+    d.start = realStart;
+    const d2 = d as FakeDriver & { find?: (n: string, rc: number) => unknown };
+    d2.find = (name, rc) => (name === 'app' && rc === 0 ? { id: 'app-0', pid: 1, startedAt: new Date(d.clock.now()) } : undefined);
+    const c2 = new PodController(plan, d, { clock: d.clock });
+    c2.restore(snap!);
+    await d.clock.advance(10);
+    expect(d.starts.length).toBe(1);
+    expect(c2.status().containerStatuses[0]).toMatchObject({ containerID: 'podrun://app-0', restartCount: 0, state: { running: {} } });
+    await c2.stop();
+    expect(d.isRunning('app')).toBe(false);
+  });
+});

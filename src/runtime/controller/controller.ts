@@ -85,6 +85,8 @@ interface Slot {
   exitWaiters: (() => void)[];
   /** A kill in progress (a second caller waits for it instead of running preStop again). */
   killing?: Promise<void>;
+  /** The restartCount of a driver.start in flight (kept in snapshots for re-adoption). */
+  pendingStart?: number;
 }
 
 /** What snapshot() writes and restore() reads: plain JSON. */
@@ -112,6 +114,7 @@ export interface ControllerSnapshot {
     backoff?: BackoffEntry;
     imageBackoff?: BackoffEntry;
     retryAt?: number;
+    pendingStart?: number;
   }[];
 }
 
@@ -270,6 +273,7 @@ export class PodController {
       });
       slot.backoff.entry = c.backoff;
       slot.imageBackoff.entry = c.imageBackoff;
+      if (c.pendingStart !== undefined) this.adoptPendingStart(slot, c.pendingStart);
       if (slot.state === 'running' && slot.id) {
         const gen = ++slot.gen;
         this.watchExit(slot, slot.id, gen);
@@ -281,6 +285,22 @@ export class PodController {
     if (this.stopping) void this.stop('restored while stopping');
     else if (this.terminal) void this.finish(); // stop what a finished pod still runs (sidecars)
     else this.sync();
+  }
+
+  /** A run the old supervisor was starting when it died: adopt it if the driver knows it. */
+  private adoptPendingStart(slot: Slot, restartCount: number): void {
+    const run = this.driver.find?.(slot.plan.name, restartCount);
+    if (!run) return; // never started: sync() starts it again
+    if (slot.terminated) slot.lastTerminated = slot.terminated;
+    slot.terminated = undefined;
+    slot.runs++;
+    slot.restartCount = restartCount;
+    slot.id = run.id;
+    slot.imageID = run.imageID ?? slot.imageID;
+    slot.state = 'running';
+    slot.startedAt = run.startedAt.getTime();
+    slot.started = !slot.plan.startupProbe;
+    slot.ready = slot.started && !slot.plan.readinessProbe;
   }
 
   snapshot(): ControllerSnapshot {
@@ -308,6 +328,7 @@ export class PodController {
         backoff: s.backoff.entry,
         imageBackoff: s.imageBackoff.entry,
         retryAt: s.retryAt,
+        ...(s.pendingStart !== undefined ? { pendingStart: s.pendingStart } : {}),
       })),
     };
   }
@@ -448,12 +469,16 @@ export class PodController {
     try {
       if (previousId) await this.driver.remove(previousId).catch((err) => this.warn(`Cannot remove container "${previousId}": ${(err as Error).message}`));
       let started;
+      slot.pendingStart = restartCount;
+      this.changed(); // persisted before the run exists, so a new supervisor can find it
       try {
         started = await this.driver.start(slot.plan.name, slot.kind, restartCount);
       } catch (err) {
+        slot.pendingStart = undefined;
         this.startFailed(slot, err, restartCount);
         return;
       }
+      slot.pendingStart = undefined;
       if (slot.terminated) slot.lastTerminated = slot.terminated;
       slot.terminated = undefined;
       slot.runs++;

@@ -77,6 +77,12 @@ export interface ContainerDriver {
   network(): { netnsPath?: string; podIP?: string };
   /** The signal that stops this container: the image's STOPSIGNAL, else SIGTERM. */
   stopSignal(name: string): NodeJS.Signals | number;
+  /**
+   * Optional, for re-adoption: the run `restartCount` of container `name` if it was started (it
+   * may have exited since). A supervisor that died inside `start` left such a run unknown to its
+   * snapshot; restore() asks for it instead of starting a second run with the same number.
+   */
+  find?(name: string, restartCount: number): StartedContainer | undefined;
 }
 
 /** Marks a start failure with the Kubernetes waiting reason the status should show. */
