@@ -12,7 +12,7 @@ import path from 'node:path';
 import { PodrunError, isPodrunError } from '../../util/errors.js';
 import { trace, type EventSink } from '../../util/events.js';
 import { CNI_VERSION, DEFAULT_BRIDGE, DEFAULT_CONF_DIR, DEFAULT_NETWORK, DEFAULT_SUBNET, conflistPath, conflistSubnet, loadOrCreateConflist, parseConflist, pluginTypes, type Conflist, type PluginConf } from './conflist.js';
-import { readCache, removeCache, writeCache, listCached, type CacheRecord, type PortMapping } from './cache.js';
+import { cacheFile, readCache, removeCache, writeCache, listCached, type CacheRecord, type PortMapping } from './cache.js';
 import { execPlugin, type CniCall } from './exec.js';
 import { DEFAULT_BIN_DIRS, findPlugins } from './plugins.js';
 import { removeMasq } from './masq.js';
@@ -254,7 +254,7 @@ async function runCheck(o: NetworkOptions, rec: CacheRecord, req: PodNetworkRequ
   const list = rec.conflist;
   if (list.disableCheck || /^0\.[0-3]\./.test(list.cniVersion)) return false;
   const what = action('check', req, list.name);
-  const found = findPlugins([rec.binDir, ...rec.cniPath], pluginTypes(list));
+  const found = findPlugins(cachedBinDirs(o, rec), pluginTypes(list));
   const call: CniCall = { command: 'CHECK', containerId: req.id, netns: req.netnsPath, ifName: rec.ifName, args: rec.cniArgs, cniPath: rec.cniPath };
   for (const plugin of list.plugins) {
     await execPlugin(found.paths[plugin.type], plugin.type, call, pluginStdin(list, plugin, { portMappings: portMappings(req.ports) }, rec.result), what, o.events);
@@ -280,7 +280,7 @@ export async function teardownPodNetwork(o: NetworkOptions, id: string, netnsPat
   const errors: Error[] = [];
   let paths: Record<string, string> = {};
   try {
-    paths = findPlugins([rec.binDir, ...rec.cniPath], pluginTypes(list)).paths;
+    paths = findPlugins(cachedBinDirs(o, rec), pluginTypes(list)).paths;
   } catch (err) {
     throw new PodrunError('ECNI', `Cannot ${what}: ${(err as Error).message}`, { cause: err, hint: (err as PodrunError).hint });
   }
@@ -301,11 +301,16 @@ export async function teardownPodNetwork(o: NetworkOptions, id: string, netnsPat
   if (errors.length) {
     throw new PodrunError('ECNI', errors.length === 1 ? errors[0].message : `Cannot ${what}: ${errors.length} plugins failed: ${errors.map((e) => e.message).join('; ')}`, {
       cause: errors[0],
-      hint: (errors[0] as PodrunError).hint ?? `The attachment stays recorded in "${rec ? path.join(o.runRoot, 'cni') : ''}"; \`podrun gc\` retries.`,
+      hint: (errors[0] as PodrunError).hint ?? `The attachment stays recorded in "${cacheFile(o.runRoot, id)}"; \`podrun gc\` retries the cleanup.`,
     });
   }
   await removeCache(o.runRoot, id);
   trace(o.events, 'cni', 'detached', `${rec.namespace}/${rec.name} network=${list.name}`);
+}
+
+/** Where the plugins of a cached attachment are: where they were at ADD, then the configured places. */
+function cachedBinDirs(o: NetworkOptions, rec: CacheRecord): string[] {
+  return [...new Set([...rec.cniPath, ...(o.binDirs ?? DEFAULT_BIN_DIRS)])];
 }
 
 /** Which IP families an attachment used: from the cached result, else from the list's subnets. */
