@@ -721,7 +721,7 @@ export class PodController {
     return { driver: this.driver, containerId: slot.id ?? '', syscalls: this.opts.syscalls, events: this.events, clock: this.clock };
   }
 
-  /** Runs one probe now (kubelet's timeoutSeconds bounds it). */
+  /** @internal Runs one probe now (kubelet's timeoutSeconds bounds it); used by ProbeWorker. */
   probeOnce(slot: Slot, probe: ProbePlan): Promise<ProbeResult> {
     return runProbeHandler(probe.handler, this.probeContext(slot), probe.timeoutSeconds * 1000);
   }
@@ -741,10 +741,12 @@ export class PodController {
     }
   }
 
+  /** @internal used by ProbeWorker */
   emitProbe(slot: Slot, probe: ProbeType, result: 'success' | 'failure', message?: string): void {
     this.emit({ type: 'probe', pod: this.plan.name, container: slot.plan.name, probe, result, message });
   }
 
+  /** @internal A probe's reported result changed (after its thresholds); used by ProbeWorker. */
   onProbeResult(slot: Slot, type: ProbeType, res: 'success' | 'failure', message: string | undefined, probe: ProbePlan): void {
     if (slot.state !== 'running' || this.terminal) return;
     if (type === 'readiness') {
