@@ -124,6 +124,10 @@ export async function run() {
   const g = ['--root', path.join(tmp, 'root'), '--run-root', path.join(tmp, 'run'), '--log-root', path.join(tmp, 'log'), '--registry-config', path.join(tmp, 'none.yaml')];
   const podrun = (...a) => [BIN, [...g, ...a], env];
   const hasPodman = spawnSync('podman', ['--version']).status === 0;
+  // podman's default rlimits exceed this machine's hard limits (HOST-FACTS): its own config file
+  const pmConf = path.join(tmp, 'containers.conf');
+  fs.writeFileSync(pmConf, '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n');
+  const pmEnv = { ...process.env, CONTAINERS_CONF: pmConf };
   const reg = await startRegistry(tmp);
   const results = {};
   const podmanPods = [];
@@ -144,8 +148,8 @@ export async function run() {
       down.podrun.push(timed(...podrun('down', file)));
       if (hasPodman) {
         podmanPods.push(file);
-        up.podman.push(timed('podman', ['kube', 'play', '--tls-verify=false', file], process.env));
-        down.podman.push(timed('podman', ['kube', 'down', file], process.env));
+        up.podman.push(timed('podman', ['kube', 'play', '--tls-verify=false', file], pmEnv));
+        down.podman.push(timed('podman', ['kube', 'down', file], pmEnv));
         podmanPods.pop();
       }
     }
@@ -187,7 +191,7 @@ export async function run() {
       });
       for (const f of pfiles) {
         podmanPods.push(f);
-        timed('podman', ['kube', 'play', '--tls-verify=false', f], process.env);
+        timed('podman', ['kube', 'play', '--tls-verify=false', f], pmEnv);
       }
       await sleep(1000);
       let kb = 0;
@@ -208,13 +212,13 @@ export async function run() {
       console.log(`  podman: ${conmons} conmon + ${infras} infra processes → ${pm.toFixed(2)} MB per pod`);
       results.podmanMbPerPod = pm;
       for (const f of [...podmanPods]) {
-        timed('podman', ['kube', 'down', f], process.env);
+        timed('podman', ['kube', 'down', f], pmEnv);
         podmanPods.splice(podmanPods.indexOf(f), 1);
       }
     }
     return results;
   } finally {
-    for (const f of podmanPods) spawnSync('podman', ['kube', 'down', f], { stdio: 'ignore' });
+    for (const f of podmanPods) spawnSync('podman', ['kube', 'down', f], { stdio: 'ignore', env: pmEnv });
     spawnSync(BIN, [...g, 'gc'], { env, stdio: 'ignore' });
     const sup = path.join(tmp, 'run', 'supervisor.pid');
     if (fs.existsSync(sup)) {

@@ -136,6 +136,8 @@ async function foreground(ctx: CommandContext, set: ManifestSet, images: ImageSe
   });
   const finished = Promise.all(keys.map((k) => rt.waitDone(k)));
   const how = await Promise.race([stopped, finished.then(() => 'done' as const)]);
+  // stop first (the containers' last words still reach the terminal), then remove
+  if (how === 'signal') await Promise.all(keys.map((k) => rt.stopPodSandbox(k).catch(() => {})));
   const statuses = keys.map((k) => rt.podStatus(k));
   await new Promise((r) => setTimeout(r, 150)); // let the followers print the last lines
   abort.abort();
