@@ -6,6 +6,7 @@ import path from 'node:path';
 import { cniArgs, defaultConflist, findPlugins, masqChainName, pluginStdin, podStatusFromResult, portMappings } from '../../src/runtime/network/index.js';
 import { parseConflist, pluginTypes } from '../../src/runtime/network/conflist.js';
 import { formatPluginError, parsePluginError, pluginEnv } from '../../src/runtime/network/exec.js';
+import { cidrRange, cidrsOverlap, overlappingRoutes } from '../../src/runtime/network/subnet.js';
 import { isPodrunError, type PodrunError } from '../../src/util/errors.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'podrun-test-cniunit-'));
@@ -136,5 +137,29 @@ describe('findPlugins', () => {
     expect(err!.message).toBe(`Cannot find the CNI plugins "bridge", "host-local", "portmap", "firewall", "loopback": "host-local", "portmap", "firewall", "loopback" missing in "${a}" (searched "${a}", "${path.join(tmp, 'none')}")`);
     expect(err!.hint).toContain('apt-get install containernetworking-plugins');
     expect(() => findPlugins([path.join(tmp, 'none')])).toThrow(/none of .* exists/);
+  });
+});
+
+describe('subnet overlap (doctor)', () => {
+  it('computes ranges and overlaps', () => {
+    expect(cidrRange('10.181.0.0/16')).toEqual([0x0ab50000, 0x0ab5ffff]);
+    expect(cidrRange('10.181.3.4/16')).toEqual([0x0ab50000, 0x0ab5ffff]);
+    expect(cidrRange('bogus/16')).toBeUndefined();
+    expect(cidrsOverlap('10.181.0.0/16', '10.0.0.0/8')).toBe(true);
+    expect(cidrsOverlap('10.181.0.0/16', '10.182.0.0/16')).toBe(false);
+    expect(cidrsOverlap('10.181.0.0/16', '10.181.7.9')).toBe(true);
+  });
+  it('finds routes that clash, ignoring default, local/broadcast entries and the own bridge', () => {
+    const routes = [
+      'default via 192.0.2.1 dev eth0',
+      '10.181.0.0/16 dev podrun0 proto kernel scope link src 10.181.0.1',
+      '10.0.0.0/8 via 192.0.2.254 dev tun0',
+      '192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2',
+      'local 10.181.0.1 dev podrun0 table local proto kernel scope host src 10.181.0.1',
+      'broadcast 10.181.255.255 dev podrun0 table local proto kernel scope link src 10.181.0.1',
+    ].join('\n');
+    expect(overlappingRoutes('10.181.0.0/16', routes, 'podrun0')).toEqual(['10.0.0.0/8 via 192.0.2.254 dev tun0']);
+    expect(overlappingRoutes('10.181.0.0/16', routes, 'other0')).toEqual(['10.181.0.0/16 dev podrun0 proto kernel scope link src 10.181.0.1', '10.0.0.0/8 via 192.0.2.254 dev tun0']);
+    expect(overlappingRoutes('172.30.0.0/16', routes)).toEqual([]);
   });
 });

@@ -17,6 +17,8 @@ import { execPlugin, type CniCall } from './exec.js';
 import { DEFAULT_BIN_DIRS, findPlugins } from './plugins.js';
 import { removeMasq } from './masq.js';
 import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { overlappingRoutes } from './subnet.js';
 
 export { findPlugins, DEFAULT_BIN_DIRS, INSTALL_HINT, type FoundPlugins } from './plugins.js';
 export { resolvConf, buildResolvConf, parseResolvConf, readHostResolvConf, dnsMode, type DnsConfig, type ResolvConfOptions } from './resolv.js';
@@ -341,9 +343,14 @@ export async function doctorCheck(o: NetworkOptions): Promise<{ ok: boolean; pro
   const problems: { message: string; hint: string }[] = [];
   const file = conflistPath(confDirOf(o), networkOf(o));
   let types = [...new Set(['bridge', 'host-local', 'portmap', 'firewall', 'loopback'])];
+  let listSubnet: string | undefined;
+  let listBridge: string | undefined;
   try {
     const list = parseConflist(await readFile(file, 'utf8'), file);
     types = [...pluginTypes(list), 'loopback'];
+    listSubnet = conflistSubnet(list);
+    const br = list.plugins.find((p) => p.type === 'bridge')?.bridge;
+    listBridge = typeof br === 'string' ? br : undefined;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       problems.push({ message: (err as Error).message, hint: (err as PodrunError).hint ?? `Fix or delete "${file}" (podrun then writes its default network).` });
@@ -353,6 +360,15 @@ export async function doctorCheck(o: NetworkOptions): Promise<{ ok: boolean; pro
     findPlugins(o.binDirs ?? DEFAULT_BIN_DIRS, types);
   } catch (err) {
     problems.push({ message: (err as Error).message, hint: (err as PodrunError).hint ?? '' });
+  }
+  const subnet = listSubnet ?? o.subnet ?? DEFAULT_SUBNET;
+  const routes = await new Promise<string>((resolve) => execFile('ip', ['-4', 'route', 'show', 'table', 'all'], (err, out) => resolve(err ? '' : String(out))));
+  const clash = overlappingRoutes(subnet, routes, listBridge ?? o.bridge ?? DEFAULT_BRIDGE);
+  if (clash.length) {
+    problems.push({
+      message: `The pod subnet "${subnet}" overlaps host route${clash.length > 1 ? 's' : ''} ${clash.map((r) => `"${r}"`).join(', ')}`,
+      hint: `Pods could not reach those addresses. Choose another subnet: delete "${file}" (with no pod running) and set the subnet option, or edit its "ranges".`,
+    });
   }
   const { iptables } = await import('./masq.js');
   const ipt = await iptables(['-t', 'nat', '-S', 'POSTROUTING']);
