@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { cniArgs, defaultConflist, findPlugins, masqChainName, pluginStdin, podStatusFromResult, portMappings } from '../../src/runtime/network/index.js';
-import { parseConflist, pluginTypes } from '../../src/runtime/network/conflist.js';
+import { parseConflist, pluginTypes, withLeaseDir } from '../../src/runtime/network/conflist.js';
 import { formatPluginError, parsePluginError, pluginEnv } from '../../src/runtime/network/exec.js';
 import { cidrRange, cidrsOverlap, overlappingRoutes } from '../../src/runtime/network/subnet.js';
 import { isPodrunError, type PodrunError } from '../../src/util/errors.js';
@@ -12,7 +12,7 @@ import { isPodrunError, type PodrunError } from '../../src/util/errors.js';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'podrun-test-cniunit-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const list = defaultConflist({ name: 'podrun', bridge: 'podrun0', subnet: '10.181.0.0/16', dataDir: '/run/podrun/cni/networks' });
+const list = defaultConflist({ name: 'podrun', bridge: 'podrun0', subnet: '10.181.0.0/16' });
 
 describe('default conflist', () => {
   it('bridge (gateway, masquerade, host-local) + portmap (portMappings, snat) + firewall', () => {
@@ -21,6 +21,14 @@ describe('default conflist', () => {
     expect(list.plugins[0]).toMatchObject({ bridge: 'podrun0', isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.181.0.0/16' }]] } });
     expect(list.plugins[1]).toMatchObject({ capabilities: { portMappings: true }, snat: true });
     expect(pluginTypes(list)).toEqual(['bridge', 'host-local', 'portmap', 'firewall']);
+  });
+  it('host-local gets its lease dir under the run root unless the list sets one', () => {
+    expect(list.plugins[0].ipam!.dataDir).toBeUndefined();
+    const run = withLeaseDir(list, '/run/podrun/cni/networks');
+    expect(run.plugins[0].ipam!.dataDir).toBe('/run/podrun/cni/networks');
+    expect(list.plugins[0].ipam!.dataDir).toBeUndefined(); // a copy
+    const own = { ...list, plugins: [{ type: 'bridge', ipam: { type: 'host-local', dataDir: '/srv/leases' } }] };
+    expect(withLeaseDir(own, '/run/x').plugins[0].ipam!.dataDir).toBe('/srv/leases');
   });
   it('parseConflist names the file and the problem', () => {
     expect(parseConflist(JSON.stringify(list), 'x').name).toBe('podrun');

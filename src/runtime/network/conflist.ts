@@ -37,8 +37,6 @@ export interface DefaultConflistOptions {
   name: string;
   bridge: string;
   subnet: string;
-  /** host-local's lease directory (one sub-directory per network). */
-  dataDir: string;
 }
 
 /**
@@ -61,7 +59,6 @@ export function defaultConflist(o: DefaultConflistOptions): Conflist {
           type: 'host-local',
           ranges: [[{ subnet: o.subnet }]],
           routes: [{ dst: '0.0.0.0/0' }],
-          dataDir: o.dataDir,
         },
       },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
@@ -130,6 +127,20 @@ export async function loadOrCreateConflist(confDir: string, network: string, def
     throw new PodrunError('ECONFIG', `Cannot write the CNI network list "${file}": ${(err as Error).message}`, { cause: err });
   }
   return { conflist, file, created: true };
+}
+
+/**
+ * The list as podrun runs it: host-local plugins without a `dataDir` keep their leases under the
+ * run root (`<run-root>/cni/networks`), beside the CNI cache that releases them and, like it, gone
+ * at reboot together with the pods (host-local's own default, /var/lib/cni/networks, survives
+ * reboots and would keep leases of pods that no longer exist).
+ */
+export function withLeaseDir(c: Conflist, dataDir: string): Conflist {
+  const copy = JSON.parse(JSON.stringify(c)) as Conflist;
+  for (const p of copy.plugins) {
+    if (p.ipam && p.ipam.type === 'host-local' && p.ipam.dataDir === undefined) p.ipam.dataDir = dataDir;
+  }
+  return copy;
 }
 
 /** The subnet of a host-local IPAM in the list's first plugin, if there is one (for messages and checks). */

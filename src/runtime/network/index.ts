@@ -11,7 +11,7 @@ import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { PodrunError, isPodrunError } from '../../util/errors.js';
 import { trace, type EventSink } from '../../util/events.js';
-import { CNI_VERSION, DEFAULT_BRIDGE, DEFAULT_CONF_DIR, DEFAULT_NETWORK, DEFAULT_SUBNET, conflistPath, conflistSubnet, loadOrCreateConflist, parseConflist, pluginTypes, type Conflist, type PluginConf } from './conflist.js';
+import { CNI_VERSION, DEFAULT_BRIDGE, DEFAULT_CONF_DIR, DEFAULT_NETWORK, DEFAULT_SUBNET, conflistPath, conflistSubnet, loadOrCreateConflist, withLeaseDir, parseConflist, pluginTypes, type Conflist, type PluginConf } from './conflist.js';
 import { cacheFile, readCache, removeCache, writeCache, listCached, type CacheRecord, type PortMapping } from './cache.js';
 import { execPlugin, type CniCall } from './exec.js';
 import { DEFAULT_BIN_DIRS, findPlugins } from './plugins.js';
@@ -79,7 +79,7 @@ function confDirOf(o: NetworkOptions): string {
 function networkOf(o: NetworkOptions): string {
   return o.networkName ?? DEFAULT_NETWORK;
 }
-/** host-local's lease directory for conflists podrun writes: tmpfs, like the pods it describes. */
+/** host-local's lease directory when the list sets none: under the run root, like the CNI cache. */
 export function ipamDataDir(runRoot: string): string {
   return path.join(runRoot, 'cni', 'networks');
 }
@@ -160,13 +160,12 @@ export async function networkConfig(o: NetworkOptions): Promise<{ conflist: Conf
   const got = await loadOrCreateConflist(confDirOf(o), network, {
     bridge: o.bridge ?? DEFAULT_BRIDGE,
     subnet: o.subnet ?? DEFAULT_SUBNET,
-    dataDir: ipamDataDir(o.runRoot),
   });
   if (got.created) trace(o.events, 'cni', 'write conflist', got.file);
   if (!got.created && o.subnet && conflistSubnet(got.conflist) && conflistSubnet(got.conflist) !== o.subnet) {
     o.events?.({ type: 'warning', message: `The network list "${got.file}" uses subnet "${conflistSubnet(got.conflist)}", not the requested "${o.subnet}"; the file wins (delete it to have podrun write a new one)` });
   }
-  return got;
+  return { ...got, conflist: withLeaseDir(got.conflist, ipamDataDir(o.runRoot)) };
 }
 
 /**
