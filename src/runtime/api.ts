@@ -20,13 +20,14 @@ import type { Syscalls } from '../linux/syscalls.js';
 import { openCgroups, type Cgroups } from '../linux/cgroups.js';
 import type { ContainerPlan, ManifestSet, PodPlan, PullPolicy } from '../spec/plan.js';
 import type { NetworkOptions } from './network/index.js';
+import type { ImageRecord } from '../image/types.js';
 import { PodController, type ControllerSnapshot } from './controller/controller.js';
 import type { BackoffOptions } from './controller/backoff.js';
 import type { PodStatus } from './controller/status.js';
 import { PodDriver, type ImageProvider, type ProcessResolver } from './driver.js';
 import { createSandbox, teardownResources, type RuntimeContext } from './sandbox.js';
 import { podKey, podLogDir, podRunDir, supervisorSocket, type RuntimePaths } from './paths.js';
-import { isAlive, listPodKeys, readState, selfId, withPodLock, writeState, type ContainerRecord, type PodState } from './state.js';
+import { isAlive, listPodKeys, readState, selfId, toJson, withPodLock, writeState, type ContainerRecord, type PodState } from './state.js';
 import { isSameProcess } from './shim.js';
 import { gcPods, type GcReport } from './gc.js';
 
@@ -53,6 +54,9 @@ export interface UpOptions {
   firstPullPolicy?: PullPolicy;
   /** ConfigMaps and Secrets for env valueFrom / envFrom (usually from the same file). */
   manifests?: Pick<ManifestSet, 'configMaps' | 'secrets'>;
+  /** Images already ensured by the caller (reference as written → record), used for the first
+   * start of each container instead of asking the image service. */
+  images?: Record<string, ImageRecord>;
 }
 
 export interface UpResult {
@@ -176,7 +180,7 @@ export class PodRuntime {
       await createSandbox(this.ctx, st);
       st.sandbox = 'Ready';
       writeState(this.ctx.paths, st);
-      this.startController(st, undefined, o.firstPullPolicy);
+      this.startController(st, undefined, o.firstPullPolicy, o.images);
       return { key, created: true };
     });
   }
@@ -199,9 +203,9 @@ export class PodRuntime {
     }
   }
 
-  private startController(st: PodState, snapshot: ControllerSnapshot | undefined, firstPullPolicy?: PullPolicy): Managed {
+  private startController(st: PodState, snapshot: ControllerSnapshot | undefined, firstPullPolicy?: PullPolicy, known?: Record<string, ImageRecord>): Managed {
     const save = () => writeState(this.ctx.paths, st);
-    const driver = new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess, firstPullPolicy, save });
+    const driver = new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess, firstPullPolicy, knownImages: known, save });
     const m: Managed = { st, driver };
     this.pods.set(st.key, m);
     const controller = new PodController(st.plan, driver, {
@@ -625,7 +629,7 @@ export function request(socketPath: string, msg: object, timeoutMs = 60_000): Pr
       sock.destroy();
       reject(new PodrunError('ETIMEOUT', `Cannot talk to the supervisor at "${socketPath}": no answer after ${timeoutMs / 1000} s`));
     }, timeoutMs);
-    sock.on('connect', () => sock.write(JSON.stringify(msg) + '\n'));
+    sock.on('connect', () => sock.write(toJson(msg) + '\n'));
     sock.on('data', (d) => {
       buf += d.toString('utf8');
       const i = buf.indexOf('\n');

@@ -36,6 +36,8 @@ export interface PodDriverOptions {
   /** Pull policy used for the first start of each container (e.g. 'IfNotPresent' when the CLI
    * already pulled the images); later restarts use the container's own policy. */
   firstPullPolicy?: PullPolicy;
+  /** Records the caller already ensured (reference → record): used for each container's first start. */
+  knownImages?: Record<string, ImageRecord>;
   /** Called after the state changed (default: write state.json). */
   save?: () => void;
 }
@@ -68,6 +70,12 @@ export class PodDriver implements ContainerDriver {
   }
 
   async ensureImage(c: ContainerPlan): Promise<ImageRecord> {
+    const known = this.opts.knownImages?.[c.image];
+    if (known && !this.pulledOnce.has(c.name) && known.layers.every((l) => fs.existsSync(l.dir))) {
+      this.pulledOnce.add(c.name);
+      this.images.set(c.name, known);
+      return known;
+    }
     const policy = !this.pulledOnce.has(c.name) && this.opts.firstPullPolicy ? this.opts.firstPullPolicy : c.imagePullPolicy;
     const img = await this.opts.images.ensureImage(c.image, policy);
     this.pulledOnce.add(c.name);

@@ -129,6 +129,13 @@ export function writeState(p: RuntimePaths, st: PodState): void {
 }
 
 // Volume file contents in the plan are Uint8Arrays: stored as {"$bytes": base64}.
+/** JSON with Uint8Arrays kept (state files, supervisor requests). */
+export function toJson(v: unknown): string {
+  return JSON.stringify(v, keepBytes);
+}
+export function fromJson<T>(text: string): T {
+  return JSON.parse(text, reviveBytes) as T;
+}
 function keepBytes(this: unknown, k: string, v: unknown): unknown {
   const orig = (this as Record<string, unknown>)[k]; // before Buffer.toJSON
   return orig instanceof Uint8Array ? { $bytes: Buffer.from(orig).toString('base64') } : v;

@@ -16,20 +16,28 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PodrunError, isPodrunError } from '../util/errors.js';
-import { parseManifests } from '../spec/parse.js';
+import type { ImageRecord } from '../image/types.js';
+import type { ManifestSet, PodPlan } from '../spec/plan.js';
 import { PodRuntime, request, type RuntimeOptions } from './api.js';
 import { supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
-import { acquireLock } from './state.js';
+import { acquireLock, fromJson } from './state.js';
 
 export interface SupervisorOptions extends RuntimeOptions {
   /** Exit after this long without running pods and requests (default 2 s). */
   idleMs?: number;
 }
 
+/**
+ * Plans are parsed by the CLI (which reports spec errors) and sent as JSON, with the image
+ * records the CLI just ensured: the supervisor then loads neither the YAML/zod parser nor the
+ * registry client to start a pod.
+ */
 export interface UpRequest {
   op: 'up';
-  text: string;
-  source?: string;
+  pods: PodPlan[];
+  manifests: Pick<ManifestSet, 'configMaps' | 'secrets'>;
+  /** image reference as written → the record the CLI pulled or found. */
+  images: Record<string, ImageRecord>;
   replace?: boolean;
   /** Wait until every container runs before answering (default true). */
   wait?: boolean;
@@ -101,16 +109,15 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
 }
 
 async function handle(rt: PodRuntime, line: string): Promise<Record<string, unknown>> {
-  const req = JSON.parse(line) as { op: string } & Record<string, unknown>;
+  const req = fromJson<{ op: string } & Record<string, unknown>>(line);
   switch (req.op) {
     case 'ping':
       return { pid: process.pid, pods: rt.activePods() };
     case 'up': {
       const r = req as unknown as UpRequest;
-      const set = parseManifests(r.text, { source: r.source });
       const pods: Record<string, unknown>[] = [];
-      for (const plan of set.pods) {
-        const up = await rt.upPod(plan, { replace: r.replace, firstPullPolicy: 'IfNotPresent', manifests: set });
+      for (const plan of r.pods) {
+        const up = await rt.upPod(plan, { replace: r.replace, firstPullPolicy: 'IfNotPresent', manifests: r.manifests, images: r.images });
         pods.push({ key: up.key, name: plan.name, namespace: plan.namespace, created: up.created });
       }
       if (r.wait !== false) {

@@ -8,7 +8,8 @@ import type { ManifestSet } from '../../spec/plan.js';
 import { ImageService } from '../../image/index.js';
 import { makePullRenderer } from '../progress.js';
 import { PodRuntime, request } from '../../runtime/api.js';
-import { ensureSupervisor } from '../../runtime/supervisor.js';
+import { ensureSupervisor, type UpRequest } from '../../runtime/supervisor.js';
+import type { ImageRecord } from '../../image/types.js';
 import { followLogs } from '../../runtime/logs.js';
 import { podLogDir } from '../../runtime/paths.js';
 import type { PodStatus } from '../../runtime/controller/status.js';
@@ -45,26 +46,26 @@ same spec does nothing; a different spec is refused unless --replace.`,
 
     const progress = makePullRenderer(ctx.stderr, ctx.events, {});
     const images = new ImageService({ root: ctx.global.root, registryConfigPath: ctx.global.registryConfig, events: progress.sink });
+    const records: Record<string, ImageRecord> = {};
     try {
-      const seen = new Set<string>();
       for (const c of set.pods.flatMap((p) => [...p.initContainers, ...p.containers])) {
-        if (seen.has(c.image)) continue;
-        seen.add(c.image);
-        await images.ensureImage(c.image, c.imagePullPolicy);
+        if (records[c.image]) continue;
+        records[c.image] = await images.ensureImage(c.image, c.imagePullPolicy);
       }
     } finally {
       progress.finish();
     }
-    if (values.detach) return detached(ctx, text, path.resolve(file), Boolean(values.replace));
-    return foreground(ctx, set, images, Boolean(values.replace));
+    if (values.detach) return detached(ctx, set, records, Boolean(values.replace));
+    return foreground(ctx, set, images, records, Boolean(values.replace));
   },
 };
 export default command;
 
-async function detached(ctx: CommandContext, text: string, source: string, replace: boolean): Promise<number> {
+async function detached(ctx: CommandContext, set: ManifestSet, images: Record<string, ImageRecord>, replace: boolean): Promise<number> {
   const g = ctx.global;
   const sock = await ensureSupervisor({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig });
-  const res = await request(sock, { op: 'up', text, source, replace }, 300_000);
+  const msg: UpRequest = { op: 'up', pods: set.pods, manifests: { configMaps: set.configMaps, secrets: set.secrets }, images, replace };
+  const res = await request(sock, msg, 300_000);
   let code = 0;
   for (const p of res.pods as { name: string; namespace: string; created: boolean; error?: { message: string; hint?: string }; status?: PodStatus }[]) {
     if (p.error) {
@@ -77,7 +78,7 @@ async function detached(ctx: CommandContext, text: string, source: string, repla
   return code;
 }
 
-async function foreground(ctx: CommandContext, set: ManifestSet, images: ImageService, replace: boolean): Promise<number> {
+async function foreground(ctx: CommandContext, set: ManifestSet, images: ImageService, records: Record<string, ImageRecord>, replace: boolean): Promise<number> {
   const g = ctx.global;
   const tty = Boolean(ctx.stdout.isTTY);
   const multi = set.pods.length > 1;
@@ -100,7 +101,7 @@ async function foreground(ctx: CommandContext, set: ManifestSet, images: ImageSe
   const keys: string[] = [];
   try {
     for (const plan of set.pods) {
-      const up = await rt.upPod(plan, { replace, firstPullPolicy: 'IfNotPresent', manifests: set });
+      const up = await rt.upPod(plan, { replace, firstPullPolicy: 'IfNotPresent', manifests: set, images: records });
       if (up.created) keys.push(up.key);
       else ctx.stderr.write(`pod/${plan.name} is already running with this spec: nothing to do\n`);
     }
