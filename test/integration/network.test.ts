@@ -106,6 +106,25 @@ async function httpd(netnsPath: string, port: number, body: string): Promise<Chi
   throw new Error(`httpd in ${netnsPath} did not start`);
 }
 
+/** Send `msg` to 127.0.0.1:port over UDP until an answer comes (the server may still be starting). */
+async function udpAsk(port: number, msg: string): Promise<string> {
+  const dgram = await import('node:dgram');
+  for (let i = 0; i < 30; i++) {
+    const sock = dgram.createSocket('udp4');
+    const answer = await new Promise<string | undefined>((resolve) => {
+      const t = setTimeout(() => resolve(undefined), 300);
+      sock.once('message', (m) => {
+        clearTimeout(t);
+        resolve(m.toString());
+      });
+      sock.send(msg, port, '127.0.0.1');
+    });
+    sock.close();
+    if (answer !== undefined) return answer;
+  }
+  throw new Error(`no UDP answer on 127.0.0.1:${port}`);
+}
+
 async function wgetFrom(netnsPath: string | undefined, url: string): Promise<string> {
   // (busybox-static 1.35's wget crashes with -T; sh() bounds the time instead)
   const args = ['busybox', 'wget', '-q', '-O', '-', url];
@@ -218,19 +237,25 @@ describe.skipIf(!!skipReason)('pod networking through CNI (real plugins, real ke
     expect(await shOk('nsenter', [`--net=${a}`, 'ip', 'link', 'show', 'eth0'])).toBe(false);
   });
 
-  it('publishes hostPort on 127.0.0.1 (any hostIP and hostIP 127.0.0.1), and removes it on teardown', async () => {
+  it('publishes hostPort on 127.0.0.1 (TCP any hostIP, TCP hostIP 127.0.0.1, UDP), and removes it on teardown', async () => {
     const a = await addNetns('hp');
     const p1 = await freePort();
     const p2 = await freePort();
+    const p3 = await freePort();
     const id = `${NET}-hp`;
     await up(id, a, [
       { containerPort: 8080, hostPort: p1, protocol: 'TCP' },
       { containerPort: 8080, hostPort: p2, hostIP: '127.0.0.1', protocol: 'TCP' },
+      { containerPort: 5353, hostPort: p3, protocol: 'UDP' },
       { containerPort: 9090, protocol: 'TCP' }, // no hostPort: not published
     ]);
     await httpd(a, 8080, 'via hostPort\n');
     expect(await wgetFrom(undefined, `http://127.0.0.1:${p1}/`)).toBe('via hostPort\n');
     expect(await wgetFrom(undefined, `http://127.0.0.1:${p2}/`)).toBe('via hostPort\n');
+    // UDP: an echo server inside the pod, asked through 127.0.0.1:<hostPort>
+    const echo = spawn('nsenter', [`--net=${a}`, process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('pong '+m,r.port,r.address));s.bind(5353)`], { stdio: 'ignore' });
+    children.push(echo);
+    expect(await udpAsk(p3, 'ping')).toBe('pong ping');
     // route_localnet is set on our bridge only (what lets 127.0.0.1 be DNATed out of it)
     expect((await readFile(`/proc/sys/net/ipv4/conf/${NET}/route_localnet`, 'utf8')).trim()).toBe('1');
     expect((await firewallMentions([id])).some((l) => l.includes(String(p1)) && l.includes(String(p2)))).toBe(true);
