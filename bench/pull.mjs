@@ -91,7 +91,8 @@ function timed(argv, env = process.env) {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? 0);
-  return { secs, rss };
+  const cpu = Number(/User time \(seconds\): ([\d.]+)/.exec(r.stderr)?.[1] ?? 0) + Number(/System time \(seconds\): ([\d.]+)/.exec(r.stderr)?.[1] ?? 0);
+  return { secs, rss, cpu };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -102,7 +103,7 @@ export async function run() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-bench-pull-'));
   const reg = await startRegistry(work);
   const ref = `${reg.host}/bench/debian-trees:1`;
-  const results = { podrun: [], skopeoUmoci: [], skopeo: [], umoci: [], podman: [], podrunRss: [] };
+  const results = { podrun: [], skopeoUmoci: [], skopeo: [], umoci: [], podman: [], podrunRss: [], cpu: { podrun: [], skopeoUmoci: [], podman: [] } };
   try {
     execFileSync('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:${TAG}`, `docker://${ref}`], { stdio: 'ignore' });
     console.log(`image: ${LAYERS.length} layers, ${(fs.readdirSync(path.join(layout, 'blobs/sha256')).reduce((a, n) => a + fs.statSync(path.join(layout, 'blobs/sha256', n)).size, 0) / 1e6).toFixed(0)} MB compressed; load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`);
@@ -121,15 +122,18 @@ export async function run() {
             const r = timed([podrunBin, '--root', dir, '--registry-config', path.join(dir, 'none.yaml'), 'pull', '-q', ref]);
             results.podrun.push(r.secs);
             results.podrunRss.push(r.rss);
+            results.cpu.podrun.push(r.cpu);
           } else if (tool === 'skopeo+umoci') {
             const a = timed(['skopeo', 'copy', '--src-tls-verify=false', `docker://${ref}`, `oci:${dir}/layout:b`]);
             const b = timed(['umoci', 'raw', 'unpack', '--image', `${dir}/layout:b`, `${dir}/rootfs`]);
             results.skopeo.push(a.secs);
             results.umoci.push(b.secs);
             results.skopeoUmoci.push(a.secs + b.secs);
+            results.cpu.skopeoUmoci.push(a.cpu + b.cpu);
           } else {
             const r = timed(['podman', '--root', `${dir}/storage`, '--runroot', `${dir}/run`, '--storage-driver', 'overlay', 'pull', '-q', '--tls-verify=false', ref]);
             results.podman.push(r.secs);
+            results.cpu.podman.push(r.cpu);
             spawnSync('podman', ['--root', `${dir}/storage`, '--runroot', `${dir}/run`, '--storage-driver', 'overlay', 'rmi', '-a', '-f'], { stdio: 'ignore' });
           }
         } finally {
@@ -150,10 +154,17 @@ export async function run() {
     umoci: median(results.umoci),
     podman: results.podman.length ? median(results.podman) : undefined,
     podrunPeakRssMB: Math.max(...results.podrunRss) / 1024,
+    cpu: {
+      podrun: median(results.cpu.podrun),
+      skopeoUmoci: median(results.cpu.skopeoUmoci),
+      podman: results.cpu.podman.length ? median(results.cpu.podman) : undefined,
+    },
   };
   console.log(`median podrun pull+unpack:        ${m.podrun.toFixed(2)} s (peak RSS ${m.podrunPeakRssMB.toFixed(0)} MB; target < 150 MB)`);
   console.log(`median skopeo copy + umoci unpack: ${m.skopeoUmoci.toFixed(2)} s (${m.skopeo.toFixed(2)} + ${m.umoci.toFixed(2)})  ratio podrun/(skopeo+umoci) = ${(m.podrun / m.skopeoUmoci).toFixed(2)}`);
   if (m.podman !== undefined) console.log(`median podman pull:                ${m.podman.toFixed(2)} s  ratio podrun/podman = ${(m.podrun / m.podman).toFixed(2)} (target <= 0.5)`);
+  // On a shared, loaded machine wall times swing 2x between rounds; CPU seconds (user + sys) are steadier.
+  console.log(`median CPU seconds (user+sys): podrun ${m.cpu.podrun.toFixed(1)}, skopeo+umoci ${m.cpu.skopeoUmoci.toFixed(1)}${m.cpu.podman !== undefined ? `, podman ${m.cpu.podman.toFixed(1)}  ratio podrun/podman = ${(m.cpu.podrun / m.cpu.podman).toFixed(2)}` : ''}`);
   return { name: 'pull', medians: m, ratios: { vsSkopeoUmoci: m.podrun / m.skopeoUmoci, vsPodman: m.podman ? m.podrun / m.podman : undefined }, raw: results };
 }
 
