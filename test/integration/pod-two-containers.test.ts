@@ -108,9 +108,10 @@ describe('a two-container pod', () => {
   });
 
   it('treats a second up of the same spec as a no-op and refuses a different spec', () => {
-    const same = e.podrun(['up', '-d', file]);
+    const same = e.podrun(['up', '-d', '--wait', file]);
     expect(same.status, same.stderr).toBe(0);
     expect(same.stdout).toContain('unchanged');
+    expect(same.stdout).toContain(`pod/${pod} ready`);
     const other = e.manifest('other.yaml', fs.readFileSync(file, 'utf8').replace('terminationGracePeriodSeconds: 2', 'terminationGracePeriodSeconds: 3'));
     const diff = e.podrun(['up', '-d', other]);
     expect(diff.status).toBe(1);

@@ -19,16 +19,19 @@ const COLORS = [36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96];
 const command: Command = {
   name: 'up',
   summary: 'Run the pods of a manifest file (foreground with logs, or -d in the background)',
-  usage: 'podrun up [-d] [--replace] FILE',
+  usage: 'podrun up [-d [--wait] [--timeout 60s]] [--replace] FILE',
   description: `Pulls the images, creates each pod's sandbox and starts its containers.
 In the foreground, prints every container's log lines prefixed with its name until Ctrl-C,
 which stops the pods gracefully (stop signal, terminationGracePeriodSeconds, then SIGKILL) and
 removes them; a pod with restartPolicy Never/OnFailure ends the command when it finishes
 (exit 0 when it Succeeded). With -d, returns once every container runs (or says why one does
 not) and leaves the pods to the background supervisor. A second "up" of a running pod with the
-same spec does nothing; a different spec is refused unless --replace.`,
+same spec does nothing; a different spec is refused unless --replace. With -d --wait, also
+waits until every pod is Ready (readiness probes passed), at most --timeout (default 60s).`,
   options: {
     detach: { type: 'boolean', short: 'd' },
+    wait: { type: 'boolean' },
+    timeout: { type: 'string' },
     replace: { type: 'boolean' },
   },
   async run(ctx, values, positionals) {
@@ -55,7 +58,22 @@ same spec does nothing; a different spec is refused unless --replace.`,
     } finally {
       progress.finish();
     }
-    if (values.detach) return detached(ctx, set, records, Boolean(values.replace));
+    if (values.wait && !values.detach) throw new PodrunError('EINVAL_ARG', 'Cannot use --wait without -d: in the foreground, up runs until the pods end');
+    if (values.detach) {
+      const code = await detached(ctx, set, records, Boolean(values.replace));
+      if (code !== 0 || !values.wait) return code;
+      const { parseDuration, waitForPod } = await import('../../runtime/controller/stored.js');
+      const timeoutMs = parseDuration((values.timeout as string | undefined) ?? '60s');
+      for (const p of set.pods) {
+        const ok = await waitForPod(ctx.global, { namespace: p.namespace, name: p.name }, { kind: 'condition', type: 'Ready', value: 'True' }, timeoutMs);
+        if (!ok) {
+          ctx.stderr.write(`pod/${p.name}: not Ready after ${values.timeout ?? '60s'}\n`);
+          return 1;
+        }
+        ctx.stdout.write(`pod/${p.name} ready\n`);
+      }
+      return 0;
+    }
     return foreground(ctx, set, images, records, Boolean(values.replace));
   },
 };
