@@ -219,6 +219,11 @@ export async function withPodLock<T>(p: RuntimePaths, key: string, fn: () => Pro
     return await fn();
   } finally {
     release();
+    try {
+      fs.rmdirSync(podRunDir(p, key)); // a pod dir that only held the lock (a refused up)
+    } catch {
+      /* not empty, or gone */
+    }
   }
 }
 
@@ -234,11 +239,6 @@ export async function acquireLock(file: string, timeoutMs: number): Promise<() =
       return () => {
         const holder = readLock(file);
         if (holder && holder !== 'partial' && holder.pid === me.pid && holder.startTime === me.startTime) fs.rmSync(file, { force: true });
-        try {
-          fs.rmdirSync(path.dirname(file)); // a pod dir that only held the lock (failed up)
-        } catch {
-          /* not empty, or gone */
-        }
       };
     } catch (err) {
       if (nodeErrCode(err) !== 'EEXIST') throw err;
