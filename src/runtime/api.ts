@@ -602,9 +602,10 @@ function summary(st: PodState, m: Managed | undefined): PodSummary {
 
 const PENDING_REASONS = new Set(['ContainerCreating', 'PodInitializing']);
 
-/** undefined = every app container runs; 'pending' = still starting; else why not. */
+/** undefined = every app container runs (or the pod already Succeeded); 'pending' = still starting; else why not. */
 export function notRunningReason(s: PodStatus): string | undefined {
-  if (s.phase === 'Succeeded' || s.phase === 'Failed') {
+  if (s.phase === 'Succeeded') return undefined;
+  if (s.phase === 'Failed') {
     const t = s.containerStatuses.find((c) => c.state.terminated);
     return `pod ${s.phase}${s.reason ? ` (${s.reason})` : ''}${t ? `: container "${t.name}" exited with ${t.state.terminated!.exitCode} (${t.state.terminated!.reason})` : ''}`;
   }

@@ -98,6 +98,7 @@ describe('small helpers', () => {
     const cs = (name: string, state: object) => ({ name, state, lastState: {}, ready: false, restartCount: 0, image: '', imageID: '', started: false });
     const st = (c: object[], phase = 'Pending') => ({ phase, conditions: [], containerStatuses: c, qosClass: 'BestEffort' }) as unknown as PodStatus;
     expect(notRunningReason(st([cs('a', { running: { startedAt: '' } })], 'Running'))).toBeUndefined();
+    expect(notRunningReason(st([cs('a', { terminated: { exitCode: 0, reason: 'Completed' } })], 'Succeeded'))).toBeUndefined();
     expect(notRunningReason(st([cs('a', { waiting: { reason: 'ContainerCreating' } })]))).toBe('pending');
     expect(notRunningReason(st([cs('a', { waiting: { reason: 'ErrImagePull', message: 'no such image' } })]))).toBe('container "a" is waiting: ErrImagePull: no such image');
     expect(notRunningReason(st([cs('a', { terminated: { exitCode: 2, reason: 'Error' } })], 'Failed'))).toBe('pod Failed: container "a" exited with 2 (Error)');
