@@ -115,6 +115,8 @@ describe.runIf(isRoot)('podrun pull from a real registry', () => {
     expect(info.Layers).toHaveLength(3);
     const cfg = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `oci:${root}/store:${fx.multilayer}`], { encoding: 'utf8' }));
     expect(cfg.config.WorkingDir).toBe('/data');
+    expect(execFileSync('umoci', ['ls', '--layout', `${root}/store`], { encoding: 'utf8' })).toBe(`${fx.multilayer}\n`);
+    expect(execFileSync('umoci', ['stat', '--image', `${root}/store:${fx.multilayer}`], { encoding: 'utf8' })).toMatch(/layer 3 \(uncompressed\)/);
     // quiet pull of a cached image prints just the digest
     const q = podrun(root, 'pull', '-q', fx.multilayer);
     expect(q.stdout).toBe(`${fx.digests.multilayer}\n`);
