@@ -9,7 +9,8 @@
 #
 #   scripts/vm/build-image.sh OUT_DIR KERNEL_PKG PACKAGES_FILE "EXCLUDED PACKAGES"
 # Works in OUT_DIR.partial-<pid> and renames it to OUT_DIR when complete; removes what it made,
-# including the mounts debootstrap makes inside its target, on any failure.
+# including the mounts debootstrap makes inside its target, on any failure. The debootstrap result
+# is reused from OUT_DIR/../base/ (one tar per suite, mirror and month).
 set -euo pipefail
 
 out=${1:?usage: build-image.sh OUT_DIR KERNEL_PKG PACKAGES_FILE EXCLUDE}
@@ -51,11 +52,25 @@ kver=$(ls "$work/kernel/lib/modules")
 cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"
 rm -f "$deb"
 
-say "rootfs: debootstrap --variant=minbase $suite ($mirror)"
-debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 || {
-  tail -20 "$work/debootstrap.log" >&2
-  say "Cannot debootstrap \"$suite\" from \"$mirror\" (log above)"; exit 1; }
-unmount_under
+# The debootstrap stage is most of the build and does not depend on the package list: its result
+# is kept as a tar beside the images (keyed on suite, mirror and month) and reused by rebuilds.
+base_dir=$(dirname "$out")/base
+base_tar=$base_dir/$suite-minbase-$(echo "$mirror" | sha256sum | cut -c1-8)-$(date -u +%Y%m)-v1.tar
+if [ -f "$base_tar" ]; then
+  say "rootfs: minbase $suite from $base_tar"
+  mkdir -p "$rootfs"
+  tar -xpf "$base_tar" -C "$rootfs" --numeric-owner --xattrs --xattrs-include='*'
+else
+  say "rootfs: debootstrap --variant=minbase $suite ($mirror)"
+  debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 || {
+    tail -20 "$work/debootstrap.log" >&2
+    say "Cannot debootstrap \"$suite\" from \"$mirror\" (log above)"; exit 1; }
+  unmount_under
+  mkdir -p "$base_dir"
+  rm -f "$base_dir"/*.tar "$base_dir"/*.tar.partial-*
+  tar -cpf "$base_tar.partial-$$" -C "$rootfs" --numeric-owner --xattrs --xattrs-include='*' .
+  mv "$base_tar.partial-$$" "$base_tar"
+fi
 cat > "$rootfs/etc/apt/sources.list" <<EOF
 deb $mirror $suite main
 deb $mirror $suite-updates main
