@@ -7,7 +7,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setupPodNetwork, teardownPodNetwork, checkPodNetwork, networkCacheFile, type NetworkOptions } from '../../src/runtime/network/index.js';
+import { setupPodNetwork, teardownPodNetwork, checkPodNetwork, gcPodNetworks, listNetworkAttachments, networkCacheFile, type NetworkOptions } from '../../src/runtime/network/index.js';
 import { isPodrunError } from '../../src/util/errors.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'podrun-test-cniproto-'));
@@ -172,6 +172,17 @@ describe('CNI protocol (fake plugins)', () => {
     plugin('fakepm', JSON.stringify(RESULT));
     await teardownPodNetwork(o, 'uid-1');
     expect(existsSync(networkCacheFile(o.runRoot, 'uid-1'))).toBe(false);
+  });
+
+  it('gcPodNetworks tears down every cached attachment whose pod is not kept', async () => {
+    const o = setup(LIST);
+    await setupPodNetwork(o, req());
+    await setupPodNetwork(o, { ...req(), id: 'uid-2', name: 'db' });
+    rmSync(log);
+    const r = await gcPodNetworks(o, new Set(['uid-2']));
+    expect(r).toEqual({ removed: ['uid-1'], failed: [] });
+    expect(calls().map((x) => `${x.type} ${x.command} ${x.id}`)).toEqual(['fakepm DEL uid-1', 'fakebr DEL uid-1']);
+    expect(await listNetworkAttachments(o.runRoot)).toEqual(['uid-2']);
   });
 
   it('a pod id that is not a CNI container id is refused before anything runs', async () => {
