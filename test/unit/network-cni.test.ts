@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { cniArgs, defaultConflist, findPlugins, masqChainName, pluginStdin, podStatusFromResult, portMappings } from '../../src/runtime/network/index.js';
-import { parseConflist, pluginTypes, withLeaseDir } from '../../src/runtime/network/conflist.js';
+import { parseConflist, pickCniVersion, pluginTypes, withLeaseDir } from '../../src/runtime/network/conflist.js';
 import { formatPluginError, parsePluginError, pluginEnv } from '../../src/runtime/network/exec.js';
 import { cidrRange, cidrsOverlap, overlappingRoutes } from '../../src/runtime/network/subnet.js';
 import { isPodrunError, type PodrunError } from '../../src/util/errors.js';
@@ -29,6 +29,11 @@ describe('default conflist', () => {
     expect(list.plugins[0].ipam!.dataDir).toBeUndefined(); // a copy
     const own = { ...list, plugins: [{ type: 'bridge', ipam: { type: 'host-local', dataDir: '/srv/leases' } }] };
     expect(withLeaseDir(own, '/run/x').plugins[0].ipam!.dataDir).toBe('/srv/leases');
+  });
+  it('speaks 1.0.0 where the plugins do, else 0.4.0', () => {
+    expect(pickCniVersion(['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0'])).toBe('1.0.0');
+    expect(pickCniVersion(['0.3.1', '0.4.0'])).toBe('0.4.0');
+    expect(pickCniVersion(['0.3.1'])).toBeUndefined();
   });
   it('parseConflist names the file and the problem', () => {
     expect(parseConflist(JSON.stringify(list), 'x').name).toBe('podrun');

@@ -37,6 +37,8 @@ export interface DefaultConflistOptions {
   name: string;
   bridge: string;
   subnet: string;
+  /** Default 1.0.0; podrun picks 0.4.0 for older plugins that do not speak 1.0.0. */
+  cniVersion?: string;
 }
 
 /**
@@ -46,7 +48,7 @@ export interface DefaultConflistOptions {
  */
 export function defaultConflist(o: DefaultConflistOptions): Conflist {
   return {
-    cniVersion: CNI_VERSION,
+    cniVersion: o.cniVersion ?? CNI_VERSION,
     name: o.name,
     plugins: [
       {
@@ -65,6 +67,11 @@ export function defaultConflist(o: DefaultConflistOptions): Conflist {
       { type: 'firewall' },
     ],
   };
+}
+
+/** The newest CNI version of ours (1.0.0, else 0.4.0) that a plugin's VERSION answer lists. */
+export function pickCniVersion(supported: string[]): string | undefined {
+  return ['1.0.0', '0.4.0'].find((v) => supported.includes(v));
 }
 
 /** Parse and check a conflist's text; `file` is only used in messages. */

@@ -7,11 +7,11 @@
  *
  * hostNetwork pods are never passed here. See docs/networking.md.
  */
-import { statfs } from 'node:fs/promises';
+import { access, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { PodrunError, isPodrunError } from '../../util/errors.js';
 import { trace, type EventSink } from '../../util/events.js';
-import { CNI_VERSION, DEFAULT_BRIDGE, DEFAULT_CONF_DIR, DEFAULT_NETWORK, DEFAULT_SUBNET, conflistPath, conflistSubnet, loadOrCreateConflist, withLeaseDir, parseConflist, pluginTypes, type Conflist, type PluginConf } from './conflist.js';
+import { CNI_VERSION, DEFAULT_BRIDGE, DEFAULT_CONF_DIR, DEFAULT_NETWORK, DEFAULT_SUBNET, conflistPath, conflistSubnet, loadOrCreateConflist, pickCniVersion, withLeaseDir, parseConflist, pluginTypes, type Conflist, type PluginConf } from './conflist.js';
 import { cacheFile, readCache, removeCache, writeCache, listCached, type CacheRecord, type PortMapping } from './cache.js';
 import { execPlugin, type CniCall } from './exec.js';
 import { DEFAULT_BIN_DIRS, findPlugins } from './plugins.js';
@@ -154,12 +154,29 @@ function action(verb: string, req: { namespace: string; name: string }, network:
   return `${verb} pod "${req.namespace}/${req.name}" ${verb === 'attach' ? 'to' : verb === 'detach' ? 'from' : 'on'} network "${network}"`;
 }
 
+/** Ask the bridge plugin (VERSION) which spec versions it speaks: 1.0.0 when it can, else 0.4.0 (plugins before 1.0). */
+async function defaultCniVersion(o: NetworkOptions): Promise<string> {
+  const found = findPlugins(o.binDirs ?? DEFAULT_BIN_DIRS);
+  const call: CniCall = { command: 'VERSION', containerId: '', netns: '', ifName: '', args: '', cniPath: found.cniPath };
+  const answer = (await execPlugin(found.paths.bridge, 'bridge', call, { cniVersion: CNI_VERSION }, 'ask the bridge plugin for its CNI versions', o.events)) as { supportedVersions?: string[] } | undefined;
+  const picked = pickCniVersion(answer?.supportedVersions ?? []);
+  if (!picked) {
+    throw new PodrunError('ECNI', `Cannot write the default network: the bridge plugin in "${found.dir}" speaks CNI ${JSON.stringify(answer?.supportedVersions ?? [])}, not 1.0.0 or 0.4.0`, {
+      hint: 'Install containernetworking-plugins 0.8 or newer.',
+    });
+  }
+  return picked;
+}
+
 /** The conflist for `o`: the operator's file, or the default one written now. */
 export async function networkConfig(o: NetworkOptions): Promise<{ conflist: Conflist; file: string; created: boolean }> {
   const network = networkOf(o);
+  const file = conflistPath(confDirOf(o), network);
+  const cniVersion = (await access(file).then(() => true, () => false)) ? undefined : await defaultCniVersion(o);
   const got = await loadOrCreateConflist(confDirOf(o), network, {
     bridge: o.bridge ?? DEFAULT_BRIDGE,
     subnet: o.subnet ?? DEFAULT_SUBNET,
+    cniVersion,
   });
   if (got.created) trace(o.events, 'cni', 'write conflist', got.file);
   if (!got.created && o.subnet && conflistSubnet(got.conflist) && conflistSubnet(got.conflist) !== o.subnet) {
