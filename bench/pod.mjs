@@ -219,20 +219,26 @@ export async function run() {
     return results;
   } finally {
     for (const f of podmanPods) spawnSync('podman', ['kube', 'down', f], { stdio: 'ignore', env: pmEnv });
-    spawnSync(BIN, [...g, 'gc'], { env, stdio: 'ignore' });
+    // the supervisor first (its containers keep running), then gc removes every pod it owned
     const sup = path.join(tmp, 'run', 'supervisor.pid');
     if (fs.existsSync(sup)) {
       const pid = Number(fs.readFileSync(sup, 'utf8').split(' ')[0]);
       try {
-        process.kill(pid, 'SIGTERM');
+        process.kill(pid, 'SIGKILL');
       } catch {
         /* gone */
       }
+      await sleep(200);
     }
+    spawnSync(BIN, [...g, 'gc'], { env, stdio: 'ignore' });
     reg.child.kill('SIGTERM');
     await sleep(300);
     if (hasPodman) spawnSync('podman', ['rmi', '-f', `${reg.host}/library/busybox:latest`], { stdio: 'ignore' });
-    fs.rmSync(tmp, { recursive: true, force: true });
+    try {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    } catch (err) {
+      console.error(`bench/pod.mjs: cannot remove ${tmp}: ${err.message}`);
+    }
   }
 }
 

@@ -12,7 +12,8 @@ serves <run-root>/supervisor.sock, and exits when no pod runs any more.`,
     const g = ctx.global;
     const ran = await runSupervisor({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
     if (!ran) ctx.stderr.write('podrun supervisor: another supervisor already serves this run root\n');
-    return 0;
+    // pods it stopped watching may still hold timers: leave now (containers keep running)
+    process.exit(0);
   },
 };
 export default command;
