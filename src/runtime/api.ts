@@ -302,15 +302,22 @@ export class PodRuntime {
       await this.askOwner(key, st0, o.gracePeriodSeconds);
       if (!fs.existsSync(podRunDir(this.ctx.paths, key))) return;
     }
-    await withPodLock(this.ctx.paths, key, async () => {
-      const st = readState(this.ctx.paths, key);
-      await this.downLocked(key, st, o.gracePeriodSeconds);
-    });
+    const graceMs = (o.gracePeriodSeconds ?? st0?.plan.terminationGracePeriodSeconds ?? 30) * 1000;
+    await withPodLock(
+      this.ctx.paths,
+      key,
+      async () => {
+        const st = readState(this.ctx.paths, key);
+        if (!st && !fs.existsSync(podRunDir(this.ctx.paths, key))) return; // the owner finished meanwhile
+        await this.downLocked(key, st, o.gracePeriodSeconds);
+      },
+      graceMs + 60_000,
+    );
   }
 
   private async askOwner(key: string, st: PodState, grace?: number): Promise<void> {
     const owner = st.owner!;
-    const waitMs = ((grace ?? st.plan.terminationGracePeriodSeconds) + 15) * 1000;
+    const waitMs = ((grace ?? st.plan.terminationGracePeriodSeconds) + 60) * 1000;
     if (owner.socket) {
       try {
         await request(owner.socket, { op: 'down', key, gracePeriodSeconds: grace }, waitMs);

@@ -23,7 +23,8 @@ import { supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.
 import { acquireLock, fromJson } from './state.js';
 
 export interface SupervisorOptions extends RuntimeOptions {
-  /** Exit after this long without running pods and requests (default 2 s). */
+  /** Exit after this long without running pods and requests (default env
+   * PODRUN_SUPERVISOR_IDLE_MS or 5 s: a quick `down` + `up` finds it still warm). */
   idleMs?: number;
 }
 
@@ -95,7 +96,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
         lastBusy = Date.now();
         return;
       }
-      if (Date.now() - lastBusy >= (opts.idleMs ?? 2000)) {
+      if (Date.now() - lastBusy >= (opts.idleMs ?? (Number(process.env.PODRUN_SUPERVISOR_IDLE_MS) || 5000))) {
         clearInterval(timer);
         resolve();
       }
