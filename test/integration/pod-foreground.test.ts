@@ -65,6 +65,45 @@ const nothingLeft = (name: string) => {
   expect(cgroupDirs(e.cgroupParent)).toEqual([]);
 };
 
+describe('podrun logs', () => {
+  it('shows the previous run after a restart and follows new lines', async () => {
+    const name = randomName();
+    const f = e.manifest(
+      `${name}.yaml`,
+      `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}}
+spec:
+  terminationGracePeriodSeconds: 0
+  volumes: [{name: v, emptyDir: {}}]
+  containers:
+  - name: c
+    image: ${e.busybox}
+    command: [sh, -c, "n=$(cat /v/n 2>/dev/null || echo 0); echo $((n+1)) > /v/n; echo run $n; sleep 0.3; exit 1"]
+    volumeMounts: [{name: v, mountPath: /v}]
+`,
+    );
+    const up = e.podrun(['up', '-d', f]);
+    expect(up.status, up.stderr).toBe(0);
+    await waitFor('a restart', () => {
+      const r = e.podrun(['logs', name]);
+      return r.status === 0 && /run [1-9]/.test(r.stdout);
+    }, 30_000, 300);
+    const prev = e.podrun(['logs', '--previous', name]);
+    expect(prev.status, prev.stderr).toBe(0);
+    expect(prev.stdout).toMatch(/^run \d+\n$/);
+    const cur = Number(/run (\d+)/.exec(e.podrun(['logs', name]).stdout)![1]);
+    expect(Number(/run (\d+)/.exec(prev.stdout)![1])).toBe(cur - 1);
+    // -f moves on to the next restart's file
+    const child = spawn(BIN, [...global, 'logs', '-f', name], { env: e.env });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await waitFor('two more runs followed', () => (out.match(/run \d+/g) ?? []).length >= 3, 30_000);
+    child.kill('SIGINT');
+    expect(e.podrun(['down', name]).status).toBe(0);
+  });
+});
+
 describe('podrun up in the foreground', () => {
   it('runs a Job-like pod to completion with prefixed logs and exits 0', () => {
     const name = randomName();
