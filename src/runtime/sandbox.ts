@@ -155,7 +155,7 @@ async function createSteps(ctx: RuntimeContext, st: PodState, hostResolvConf?: s
 
   // 6. files and volumes
   await writeEtcFiles(ctx, st, hostResolvConf);
-  for (const v of plan.volumes) prepareVolume(ctx, st, v);
+  for (const v of plan.volumes) await prepareVolume(ctx, st, v);
 
   // 7. the pod's PID namespace init
   if (plan.shareProcessNamespace) {
@@ -253,7 +253,7 @@ export function volumeSource(paths: RuntimePaths, st: PodState, v: VolumePlan): 
   }
 }
 
-function prepareVolume(ctx: RuntimeContext, st: PodState, v: VolumePlan): void {
+async function prepareVolume(ctx: RuntimeContext, st: PodState, v: VolumePlan): Promise<void> {
   const { paths, sys, events } = ctx;
   const dir = volumeSource(paths, st, v);
   switch (v.kind) {
@@ -282,9 +282,16 @@ function prepareVolume(ctx: RuntimeContext, st: PodState, v: VolumePlan): void {
       writeProjected(dir, v.resolved.files, st.plan.securityContext.fsGroup);
       return;
     }
-    case 'downwardAPI':
-      writeProjected(dir, v.files, st.plan.securityContext.fsGroup);
+    case 'downwardAPI': {
+      // resourceFieldRef items need node facts (a limit that is not set = node allocatable)
+      let files = v.files;
+      if (v.items.some((it) => 'resourceFieldRef' in it)) {
+        const { downwardApiFiles, hostNodeFacts } = await import('../spec/image-config.js');
+        files = downwardApiFiles(st.plan, v, hostNodeFacts());
+      }
+      writeProjected(dir, files, st.plan.securityContext.fsGroup);
       return;
+    }
   }
 }
 

@@ -66,17 +66,18 @@ spec:
   volumes:
   - {name: c, configMap: {name: cfg, items: [{key: app.conf, path: conf/app.conf, mode: 0600}]}}
   - {name: s, secret: {secretName: sec, defaultMode: 0400}}
-  - {name: d, downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}}
+  - {name: d, downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}, {path: mem, resourceFieldRef: {containerName: main, resource: limits.memory, divisor: 1Mi}}]}}
   containers:
   - name: main
     image: ${e.busybox}
-    command: [sh, -c, "cat /c/conf/app.conf; echo; stat -c '%a' /c/conf/app.conf; ls /c; cat /s/token; echo; stat -c '%a' /s/token; cat /d/labels; echo; touch /c/new 2>/dev/null && echo writable || echo read-only"]
+    resources: {limits: {memory: 64Mi}}
+    command: [sh, -c, "cat /c/conf/app.conf; echo; stat -c '%a' /c/conf/app.conf; ls /c; cat /s/token; echo; stat -c '%a' /s/token; cat /d/labels; echo; cat /d/mem; echo; touch /c/new 2>/dev/null && echo writable || echo read-only"]
     volumeMounts:
     - {name: c, mountPath: /c}
     - {name: s, mountPath: /s}
     - {name: d, mountPath: /d}
 `);
-    expect(lines).toEqual(['level=debug', '600', 'conf', 's3cr3t', '400', 'app="demo"', 'read-only']);
+    expect(lines).toEqual(['level=debug', '600', 'conf', 's3cr3t', '400', 'app="demo"', '64', 'read-only']);
   });
 
   it('mounts a Memory emptyDir as a tmpfs of its sizeLimit, hostPath with type checks, subPath', async () => {
