@@ -57,6 +57,24 @@ describe('a two-container pod', () => {
     expect(line).toMatch(/2\/2\s+Running\s+0/);
   });
 
+  it('ps -o wide lists each container, -o json everything', () => {
+    const wide = e.podrun(['ps', '-o', 'wide']);
+    expect(wide.stdout).toMatch(/^NAMESPACE\s+NAME\s+READY\s+STATUS/);
+    expect(wide.stdout).toMatch(/^\s+web\s+running\s+0/m);
+    expect(wide.stdout).toMatch(/^\s+client\s+running\s+0/m);
+    const json = JSON.parse(e.podrun(['ps', '-o', 'json']).stdout);
+    const p = json.find((x: { name: string }) => x.name === pod);
+    expect(p.supervised).toBe(true);
+    expect(p.status.phase).toBe('Running');
+    expect(p.containers.map((c: { name: string }) => c.name).sort()).toEqual(['client', 'web']);
+  });
+
+  it('doctor reports the shim and the cgroup version', () => {
+    const r = e.podrun(['doctor']);
+    expect(r.stdout).toMatch(/^ok\s+shim\s+\S+podrun-shim$/m);
+    expect(r.stdout).toMatch(/^(ok|warn)\s+cgroups\s+v[12]/m);
+  });
+
   it('shares hostname, net and IPC namespaces; not mount or PID namespaces', () => {
     const ns = (c: string) => {
       const r = exec(c, ['sh', '-c', 'hostname; for n in net ipc uts mnt pid; do readlink /proc/self/ns/$n; done']);
