@@ -44,26 +44,105 @@ export function runDirs(ctx: RuntimeContext, st: PodState, name: string, restart
   };
 }
 
+/** Reads the opaque marker of a layer directory (overlay's trusted.overlay.opaque xattr). */
+export type OpaqueCheck = (dir: string) => boolean;
+
+const MAX_SYMLINKS = 40;
+const MAX_IMAGE_FILE = 4 * 1024 * 1024;
+
+function lstatOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch (err) {
+    if (nodeErrCode(err) === 'ENOENT' || nodeErrCode(err) === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+const isWhiteout = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
+
 /**
- * A file of the image's root filesystem, read from the layer dirs top-down (the topmost layer
- * that has the path wins; an overlay whiteout — a 0:0 char device — means deleted).
+ * A file of the image's root filesystem, looked up over the layer dirs as overlayfs merges them,
+ * and never outside them: each path component is lstat'ed in every layer that contributes to its
+ * parent directory (top layer first); a whiteout (a 0:0 char device) ends the lookup, an opaque
+ * directory hides the layers below it, a symlink is resolved against the IMAGE root (an absolute
+ * target restarts at the image root, ".." stops at it), never against the host.
  * Used for /etc/passwd and /etc/group: user names are never resolved through NSS.
  */
-export function readImageFile(image: ImageRecord, file: string): string | undefined {
-  for (const layer of [...image.layers].reverse()) {
-    const p = path.join(layer.dir, file);
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(p);
-    } catch (err) {
-      if (nodeErrCode(err) === 'ENOENT' || nodeErrCode(err) === 'ENOTDIR') continue;
-      throw err;
+export function readImageFile(image: ImageRecord, file: string, isOpaque: OpaqueCheck = () => false): string | undefined {
+  const top = [...image.layers].reverse().map((l) => l.dir);
+  let todo = file.split('/').filter((x) => x && x !== '.');
+  let cur: string[] = [];
+  let dirs = top; // the layers whose copy of `cur` is a directory that shows in the merge
+  let links = 0;
+  while (todo.length) {
+    const part = todo.shift()!;
+    if (part === '..') {
+      // re-resolve the parent from the image root: its layer set is recomputed on the way
+      todo = [...cur.slice(0, -1), ...todo];
+      cur = [];
+      dirs = top;
+      continue;
     }
-    if (st.isCharacterDevice() && st.rdev === 0) return undefined;
-    if (!st.isFile()) return undefined;
-    return fs.readFileSync(p, 'utf8');
+    const next = [...cur, part];
+    let found: { layer: string; st: fs.Stats } | undefined;
+    const below: string[] = [];
+    for (const layer of dirs) {
+      const st = lstatOrUndefined(path.join(layer, ...next));
+      if (!st) continue;
+      if (!found) {
+        if (isWhiteout(st)) return undefined;
+        found = { layer, st };
+        if (!st.isDirectory()) break;
+        below.push(layer);
+        if (isOpaque(path.join(layer, ...next))) break;
+        continue;
+      }
+      // lower copies of a directory merge in only while they are directories themselves
+      if (!st.isDirectory()) break;
+      below.push(layer);
+      if (isOpaque(path.join(layer, ...next))) break;
+    }
+    if (!found) return undefined;
+    const host = path.join(found.layer, ...next);
+    if (found.st.isSymbolicLink()) {
+      if (++links > MAX_SYMLINKS) return undefined;
+      const target = fs.readlinkSync(host);
+      const parts = target.split('/').filter((x) => x && x !== '.');
+      if (path.posix.isAbsolute(target)) cur = [];
+      todo = [...cur, ...parts, ...todo];
+      cur = [];
+      dirs = top;
+      continue;
+    }
+    if (found.st.isDirectory()) {
+      cur = next;
+      dirs = below;
+      continue;
+    }
+    if (todo.length || !found.st.isFile()) return undefined;
+    if (found.st.size > MAX_IMAGE_FILE) {
+      throw new PodrunError('EHOSTILE', `Cannot read "${file}" of the image: ${found.st.size} bytes is larger than ${MAX_IMAGE_FILE}`);
+    }
+    const fd = fs.openSync(host, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      return fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
   }
   return undefined;
+}
+
+/** An OpaqueCheck through the Syscalls door (trusted.* xattrs need lgetxattr as root). */
+export function opaqueVia(sys: { lgetxattr(path: string, name: string): Buffer | undefined }): OpaqueCheck {
+  return (dir) => {
+    try {
+      return sys.lgetxattr(dir, 'trusted.overlay.opaque')?.toString() === 'y';
+    } catch {
+      return false;
+    }
+  };
 }
 
 /**

@@ -17,7 +17,8 @@ import type { ContainerPlan, ProcessSpec, PullPolicy } from '../spec/plan.js';
 import type { ContainerDriver, ContainerExit, ContainerKind, ExecResult, StartedContainer } from './controller/driver.js';
 import { withReason } from './controller/driver.js';
 import { execInContainer, isSameProcess, readExitStatus, startContainerProcess } from './shim.js';
-import { buildShimPlan, containerId, readImageFile, runDirs } from './container.js';
+import { buildShimPlan, containerId, opaqueVia, readImageFile, runDirs } from './container.js';
+import type { Syscalls } from '../linux/syscalls.js';
 import { pinDir } from './paths.js';
 import { removeDir, type RuntimeContext } from './sandbox.js';
 import { writeState, type ContainerRecord, type PodState } from './state.js';
@@ -89,7 +90,7 @@ export class PodDriver implements ContainerDriver {
     const image = await this.ensureImage(c);
     let proc: ProcessSpec;
     try {
-      proc = await (this.opts.resolveProcess ?? defaultResolver)(this.st, c, image);
+      proc = await (this.opts.resolveProcess ?? ((st, cp, img) => defaultResolver(st, cp, img, this.ctx.sys)))(this.st, c, image);
     } catch (err) {
       throw withReason(err as Error, 'CreateContainerConfigError');
     }
@@ -274,14 +275,34 @@ function exitOf(rec: ContainerRecord): ContainerExit {
   };
 }
 
-/** kubelet's semantics from src/spec/image-config.ts, with the image's /etc/passwd and /etc/group. */
-async function defaultResolver(st: PodState, c: ContainerPlan, image: ImageRecord): Promise<ProcessSpec> {
+/** The capability bounding set of this process (/proc/self/status CapBnd), as names. */
+export async function hostCapabilities(status = fs.readFileSync('/proc/self/status', 'utf8')): Promise<string[] | undefined> {
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status);
+  if (!m) return undefined;
+  const { capabilitiesFromMask } = await import('../spec/capabilities.js');
+  return capabilitiesFromMask(m[1]!);
+}
+
+/**
+ * kubelet's semantics from src/spec/image-config.ts, with the image's /etc/passwd and /etc/group
+ * (looked up over the layers, never outside them) and the host's bounding set, so that a
+ * privileged container asks only for capabilities this host has (HOST-FACTS: no CAP_SYS_RESOURCE).
+ */
+export async function defaultResolver(st: PodState, c: ContainerPlan, image: ImageRecord, sys?: Pick<Syscalls, 'lgetxattr'>): Promise<ProcessSpec> {
   const { hostNodeFacts, resolveProcess } = await import('../spec/image-config.js');
+  const opaque = sys ? opaqueVia(sys) : undefined;
+  const caps = await hostCapabilities();
   return resolveProcess(
     st.plan,
     c,
     image.config,
-    { passwd: readImageFile(image, '/etc/passwd'), group: readImageFile(image, '/etc/group') },
-    { manifests: st.manifests ?? { configMaps: [], secrets: [] }, podIP: st.podIP ?? '', podIPs: st.podIP ? [st.podIP] : [], node: hostNodeFacts() },
+    { passwd: readImageFile(image, '/etc/passwd', opaque), group: readImageFile(image, '/etc/group', opaque) },
+    {
+      manifests: st.manifests ?? { configMaps: [], secrets: [] },
+      podIP: st.podIP ?? '',
+      podIPs: st.podIP ? [st.podIP] : [],
+      node: hostNodeFacts(),
+      ...(caps ? { hostCapabilities: caps } : {}),
+    },
   );
 }
