@@ -143,6 +143,27 @@ export class PodDriver implements ContainerDriver {
     return { id: rec.id, pid: p.pid, startedAt: new Date(rec.startedAt), imageID: rec.imageID };
   }
 
+  /**
+   * The run `restartCount` of `name` if it was started (it may have exited since): from the state
+   * record, or — when the supervisor died between the shim's start and saving the record — from
+   * the monitor's STATE/started file ("monitorPid pid startTime"), which is then recorded.
+   */
+  find(name: string, restartCount: number): StartedContainer | undefined {
+    const rec = this.st.containers[containerId(this.st.uid, name, restartCount)];
+    if (!rec) return undefined;
+    if (rec.state === 'created' && !rec.init) {
+      const started = readStartedFile(rec.stateDir);
+      if (!started) return undefined;
+      rec.monitor = { pid: started.monitorPid, startTime: processStartTimeOr0(started.monitorPid) };
+      rec.init = { pid: started.pid, startTime: started.startTime };
+      rec.state = 'running';
+      rec.startedAt = started.at;
+      this.save();
+    }
+    if (!rec.init) return undefined;
+    return { id: rec.id, pid: rec.init.pid, startedAt: new Date(rec.startedAt ?? rec.createdAt), imageID: rec.imageID };
+  }
+
   /** The exit of a run, if it has ended (from the monitor's exit file). */
   checkExit(id: string): ContainerExit | undefined {
     const rec = this.record(id);
@@ -255,6 +276,27 @@ export class PodDriver implements ContainerDriver {
     const recs = Object.values(this.st.containers).filter((r) => r.name === name);
     const s = img?.config.StopSignal ?? recs[recs.length - 1]?.stopSignal;
     return parseSignal(s) ?? 'SIGTERM';
+  }
+}
+
+/** STATE/started of a run ("monitorPid pid startTime"), with the file's mtime as start time. */
+function readStartedFile(stateDir: string): { monitorPid: number; pid: number; startTime: number; at: string } | undefined {
+  const f = path.join(stateDir, 'started');
+  try {
+    const [m, p, t] = fs.readFileSync(f, 'utf8').trim().split(/\s+/).map(Number);
+    if (!m || !p || t === undefined || Number.isNaN(t)) return undefined;
+    return { monitorPid: m, pid: p, startTime: t, at: fs.statSync(f).mtime.toISOString() };
+  } catch (err) {
+    if (nodeErrCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function processStartTimeOr0(pid: number): number {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19] ?? 0);
+  } catch {
+    return 0;
   }
 }
 
