@@ -33,6 +33,12 @@ const GLOBAL_HELP = `Global options (before or after the command):
   --log-root DIR         container logs (env PODRUN_LOG_ROOT, default /var/log/pods)
   --registry-config FILE registry mirrors, auth and TLS (env PODRUN_REGISTRY_CONFIG,
                          default /etc/podrun/registries.yaml)
+  --cgroup-parent NAME   first element of every pod cgroup path (env PODRUN_CGROUP_PARENT,
+                         default podrun)
+  --network none|default pods get loopback only, or the default CNI network
+                         (env PODRUN_NETWORK, default "default")
+  --cni-conf-dir DIR     CNI conflists for the default network (env PODRUN_CNI_CONF_DIR,
+                         default /etc/podrun/cni)
   --trace                print every kernel-level step (syscalls, mounts, cgroup writes, CNI calls)
   -h, --help             help for podrun or for a command`;
 
@@ -41,6 +47,9 @@ const GLOBAL_OPTIONS = {
   'run-root': { type: 'string' },
   'log-root': { type: 'string' },
   'registry-config': { type: 'string' },
+  'cgroup-parent': { type: 'string' },
+  network: { type: 'string' },
+  'cni-conf-dir': { type: 'string' },
   trace: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -159,6 +168,18 @@ export async function main(argv: string[]): Promise<number> {
     registryConfig: (v['registry-config'] as string) ?? g.registryConfig,
     trace: Boolean(v.trace),
   };
+  // The runtime (src/runtime/api.ts) reads these three from the environment; a supervisor
+  // started by this command inherits them.
+  const envFlags: [string, string][] = [
+    ['cgroup-parent', 'PODRUN_CGROUP_PARENT'],
+    ['network', 'PODRUN_NETWORK'],
+    ['cni-conf-dir', 'PODRUN_CNI_CONF_DIR'],
+  ];
+  if (v.network !== undefined && !['none', 'default'].includes(v.network as string)) {
+    stderr.write(`podrun ${found.key}: Cannot use --network "${v.network}": use none or default\n`);
+    return 2;
+  }
+  for (const [flag, env] of envFlags) if (typeof v[flag] === 'string') process.env[env] = v[flag] as string;
   const ctx: CommandContext = { global, events: makeRenderer(global, stderr), stdout, stderr };
   try {
     return await cmd.run(ctx, v, parsed.positionals, passthrough);

@@ -16,8 +16,6 @@ import type { Syscalls } from '../linux/syscalls.js';
 import type { ImageSource } from './source.js';
 import type { Descriptor, ImageRecord, Platform } from './types.js';
 import { parseReference, type ImageRef } from './reference.js';
-import { openRemote } from './registry/index.js';
-import { loadRegistriesConfig } from './registry/config.js';
 import { ANN_INDEX_DIGEST, ImageStore, MAX_MANIFEST_BYTES, REF_NAME, digestHex } from './store.js';
 import { FileLock, ownerAlive } from './lock.js';
 import { pullImage as pullInto, recordFrom, parseManifest, chainIds, type ConfigDoc, type IndexDoc } from './pull.js';
@@ -72,8 +70,10 @@ export class ImageService {
     return this.syscallsP;
   }
 
-  private source(ref: ImageRef): ImageSource {
+  /** The registry client (undici, yaml, zod) is loaded only when a registry is contacted. */
+  private async source(ref: ImageRef): Promise<ImageSource> {
     if (this.opts.openSource) return this.opts.openSource(ref);
+    const [{ openRemote }, { loadRegistriesConfig }] = await Promise.all([import('./registry/client.js'), import('./registry/config.js')]);
     return openRemote(ref, { config: loadRegistriesConfig(this.opts.registryConfigPath), events: this.opts.events });
   }
 
@@ -83,7 +83,7 @@ export class ImageService {
     const platform = typeof opts.platform === 'string' ? (await import('./pull.js')).parsePlatform(opts.platform) : opts.platform;
     this.store.init();
     const lease = await this.takeLease(opts.signal);
-    const source = this.source(parsed);
+    const source = await this.source(parsed);
     try {
       return await pullInto(
         { store: this.store, source, syscalls: await this.syscalls(), events: this.opts.events, concurrency: this.opts.concurrency, limits: this.opts.limits },

@@ -4,8 +4,11 @@
  *
  * - Started on demand by `podrun up -d` (ensureSupervisor), exits when no pod it watches runs.
  * - Listens on <run-root>/supervisor.sock (mode 0600, root only): one JSON request per
- *   connection, one JSON answer line. Requests: {op:'ping'}, {op:'up', text, source, replace},
- *   {op:'down', key, gracePeriodSeconds}.
+ *   connection, one JSON answer line. Requests: {op:'ping'}, {op:'up', pods, images, …} (parsed
+ *   plans), {op:'up-text', text, source, …} (the manifest as written: the supervisor parses it,
+ *   so `podrun up -d` loads neither yaml nor zod), {op:'down', key, gracePeriodSeconds}.
+ * - Stays up PODRUN_SUPERVISOR_IDLE_MS (default 5 min) after its last pod and request, so a
+ *   later `up -d` finds the parser and image code already loaded.
  * - On start it re-adopts pods whose owner died (a SIGKILLed supervisor): the containers kept
  *   running under their monitors; exits that happened meanwhile are read from the exit files.
  * - SIGTERM/SIGINT: stops listening and exits WITHOUT stopping pods (the next one re-adopts).
@@ -18,14 +21,51 @@ import { fileURLToPath } from 'node:url';
 import { PodrunError, isPodrunError } from '../util/errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { ManifestSet, PodPlan } from '../spec/plan.js';
+import type { ImageService } from '../image/service.js';
 import { PodRuntime, request, type RuntimeOptions } from './api.js';
 import { supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
 import { acquireLock, fromJson } from './state.js';
 
 export interface SupervisorOptions extends RuntimeOptions {
   /** Exit after this long without running pods and requests (default env
-   * PODRUN_SUPERVISOR_IDLE_MS or 5 s: a quick `down` + `up` finds it still warm). */
+   * PODRUN_SUPERVISOR_IDLE_MS or DEFAULT_IDLE_MS: a later `up -d` finds it warm). */
   idleMs?: number;
+}
+
+/** How long an idle supervisor (no pod, no request) stays up: 5 minutes. */
+export const DEFAULT_IDLE_MS = 300_000;
+
+/**
+ * The manifest as the user wrote it; the supervisor parses it (spec errors come back formatted,
+ * warnings as lines) and checks the images in the store. Images it cannot find (and that may be
+ * pulled) come back in `needPull` without anything created: the CLI pulls them with its progress
+ * display and asks again with them listed in `pulled`.
+ */
+export interface UpTextRequest {
+  op: 'up-text';
+  text: string;
+  /** File name for messages ("pod.yaml:12: …"). */
+  source: string;
+  replace?: boolean;
+  /** References the CLI has just pulled: not pulled again for imagePullPolicy Always. */
+  pulled?: string[];
+  wait?: boolean;
+  timeoutMs?: number;
+}
+
+export interface UpAnswerPod {
+  key: string;
+  name: string;
+  namespace: string;
+  created: boolean;
+  error?: { code: string; message: string; hint?: string };
+  status?: unknown;
+}
+
+export interface UpTextAnswer {
+  warnings: string[];
+  needPull?: string[];
+  pods?: UpAnswerPod[];
 }
 
 /**
@@ -58,6 +98,9 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
   const sock = supervisorSocket(opts);
   const rt = await PodRuntime.open(opts);
   rt.socket = sock;
+  let svc: Promise<ImageService> | undefined;
+  const images = () =>
+    (svc ??= import('../image/service.js').then(({ ImageService }) => new ImageService({ root: opts.root, registryConfigPath: opts.registryConfig, events: opts.events, syscalls: rt.ctx.sys })));
   let inflight = 0;
   let lastBusy = Date.now();
   const server = net.createServer((conn) => {
@@ -69,7 +112,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
       const line = buf.slice(0, i);
       buf = '';
       inflight++;
-      handle(rt, line)
+      handle(rt, line, images)
         .then((res) => conn.end(JSON.stringify(res) + '\n'))
         .catch((err) => conn.end(JSON.stringify({ error: errorJson(err) }) + '\n'))
         .finally(() => {
@@ -96,7 +139,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
         lastBusy = Date.now();
         return;
       }
-      if (Date.now() - lastBusy >= (opts.idleMs ?? (Number(process.env.PODRUN_SUPERVISOR_IDLE_MS) || 5000))) {
+      if (Date.now() - lastBusy >= (opts.idleMs ?? (Number(process.env.PODRUN_SUPERVISOR_IDLE_MS) || DEFAULT_IDLE_MS))) {
         clearInterval(timer);
         resolve();
       }
@@ -109,37 +152,62 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
   return true;
 }
 
-async function handle(rt: PodRuntime, line: string): Promise<Record<string, unknown>> {
+async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageService>): Promise<Record<string, unknown>> {
   const req = fromJson<{ op: string } & Record<string, unknown>>(line);
   switch (req.op) {
     case 'ping':
       return { pid: process.pid, pods: rt.activePods() };
-    case 'up': {
-      const r = req as unknown as UpRequest;
-      const pods: Record<string, unknown>[] = [];
-      for (const plan of r.pods) {
-        const up = await rt.upPod(plan, { replace: r.replace, firstPullPolicy: 'IfNotPresent', manifests: r.manifests, images: r.images });
-        pods.push({ key: up.key, name: plan.name, namespace: plan.namespace, created: up.created });
-      }
-      if (r.wait !== false) {
-        for (const p of pods) {
-          if (!p.created) continue;
-          try {
-            p.status = await rt.waitRunning(p.key as string, r.timeoutMs ?? 120_000);
-          } catch (err) {
-            p.error = errorJson(err);
-            p.status = rt.podStatus(p.key as string);
-          }
-        }
-      }
-      return { pods };
-    }
+    case 'up':
+      return { pods: await upPods(rt, req as unknown as UpRequest) };
+    case 'up-text':
+      return { ...(await upText(rt, req as unknown as UpTextRequest, images)) };
     case 'down':
       await rt.downPod(String(req.key), { gracePeriodSeconds: req.gracePeriodSeconds as number | undefined });
       return { ok: true };
     default:
       throw new PodrunError('EINVAL_ARG', `Cannot handle request "${req.op}": unknown operation`);
   }
+}
+
+async function upPods(rt: PodRuntime, r: UpRequest): Promise<UpAnswerPod[]> {
+  const pods: UpAnswerPod[] = [];
+  for (const plan of r.pods) {
+    const up = await rt.upPod(plan, { replace: r.replace, firstPullPolicy: 'IfNotPresent', manifests: r.manifests, images: r.images });
+    pods.push({ key: up.key, name: plan.name, namespace: plan.namespace, created: up.created });
+  }
+  if (r.wait === false) return pods;
+  for (const p of pods) {
+    if (!p.created) continue;
+    try {
+      p.status = await rt.waitRunning(p.key, r.timeoutMs ?? 120_000);
+    } catch (err) {
+      p.error = errorJson(err);
+      p.status = rt.podStatus(p.key);
+    }
+  }
+  return pods;
+}
+
+async function upText(rt: PodRuntime, r: UpTextRequest, images: () => Promise<ImageService>): Promise<UpTextAnswer> {
+  const { parseManifests, formatWarning } = await import('../spec/parse.js');
+  const set = parseManifests(r.text, { source: r.source });
+  const warnings = set.warnings.map(formatWarning);
+  if (set.pods.length === 0) throw new PodrunError('EINVAL_SPEC', `Cannot run "${r.source}": it contains no Pod`);
+  const svc = await images();
+  const records: Record<string, ImageRecord> = {};
+  const needPull: string[] = [];
+  for (const c of set.pods.flatMap((p) => [...p.initContainers, ...p.containers])) {
+    if (records[c.image] || needPull.includes(c.image)) continue;
+    const have = await svc.imageStatus(c.image);
+    const complete = have !== undefined && have.layers.every((l) => fs.existsSync(l.dir));
+    if (complete && (c.imagePullPolicy !== 'Always' || r.pulled?.includes(c.image))) records[c.image] = have;
+    else if (complete) records[c.image] = await svc.pullImage(c.image); // Always: the registry decides; layers are cached
+    else if (c.imagePullPolicy === 'Never') records[c.image] = await svc.ensureImage(c.image, 'Never'); // throws the usual error
+    else needPull.push(c.image);
+  }
+  if (needPull.length) return { warnings, needPull };
+  const manifests = { configMaps: set.configMaps, secrets: set.secrets };
+  return { warnings, pods: await upPods(rt, { op: 'up', pods: set.pods, manifests, images: records, replace: r.replace, wait: r.wait, timeoutMs: r.timeoutMs }) };
 }
 
 function errorJson(err: unknown): { code: string; message: string; hint?: string } {

@@ -1,7 +1,7 @@
 import type { Command } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
 import { PodRuntime, type PodSummary } from '../../runtime/api.js';
-import { readyColumn, statusColumn } from '../../runtime/controller/status.js';
+import { readyColumn, restartsColumn, statusColumn } from '../../runtime/controller/status.js';
 import { readState } from '../../runtime/state.js';
 
 const command: Command = {
@@ -35,7 +35,8 @@ the namespace and one line per container; -o json prints everything podrun knows
       let status = s && plan ? statusColumn(s, plan) : p.sandbox;
       if (p.sandbox === 'Stopping') status = 'Terminating';
       if (!p.supervised && s && !['Succeeded', 'Failed'].includes(s.phase)) status += ' (unsupervised)';
-      const restarts = String([...(s?.initContainerStatuses ?? []), ...(s?.containerStatuses ?? [])].reduce((n, c) => n + c.restartCount, 0));
+      // kubectl's "3 (12s ago)": restarts of the containers that count, and the last one's age
+      const restarts = s && plan ? restartsColumn(s, plan) : String([...(s?.initContainerStatuses ?? []), ...(s?.containerStatuses ?? [])].reduce((n, c) => n + c.restartCount, 0));
       const age = ageOf(p.createdAt);
       rows.push(wide ? [p.namespace, p.name, ready, status, restarts, age, p.podIP ?? '-', p.supervised ? 'yes' : 'no'] : [p.name, ready, status, restarts, age]);
       if (wide) for (const c of containerRows(p)) rows.push(['', `  ${c[0]}`, '', c[1], c[2], c[3], c[4], '']);

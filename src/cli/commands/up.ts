@@ -3,16 +3,15 @@ import path from 'node:path';
 import type { Command, CommandContext } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
 import type { PodrunEvent } from '../../util/events.js';
-import { parseManifests, formatWarning } from '../../spec/parse.js';
 import type { ManifestSet } from '../../spec/plan.js';
-import { ImageService } from '../../image/index.js';
-import { makePullRenderer } from '../progress.js';
-import { PodRuntime, request } from '../../runtime/api.js';
-import { ensureSupervisor, type UpRequest } from '../../runtime/supervisor.js';
+import type { ImageService } from '../../image/service.js';
 import type { ImageRecord } from '../../image/types.js';
-import { followLogs } from '../../runtime/logs.js';
-import { podLogDir } from '../../runtime/paths.js';
 import type { PodStatus } from '../../runtime/controller/status.js';
+import type { UpTextAnswer, UpTextRequest } from '../../runtime/supervisor.js';
+
+// Only what a verb path needs is loaded: `up -d` sends the manifest text to the supervisor,
+// which keeps the parser (yaml, zod) and the image code loaded; the registry client (undici)
+// is loaded only when an image must be pulled.
 
 const COLORS = [36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96];
 
@@ -43,10 +42,28 @@ waits until every pod is Ready (readiness probes passed), at most --timeout (def
     } catch (err) {
       throw new PodrunError('ENOTFOUND', `Cannot read manifest "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+    if (values.wait && !values.detach) throw new PodrunError('EINVAL_ARG', 'Cannot use --wait without -d: in the foreground, up runs until the pods end');
+    if (values.detach) {
+      const { code, pods } = await detached(ctx, file, text, Boolean(values.replace));
+      if (code !== 0 || !values.wait) return code;
+      const { parseDuration, waitForPod } = await import('../../runtime/controller/stored.js');
+      const timeoutMs = parseDuration((values.timeout as string | undefined) ?? '60s');
+      for (const p of pods) {
+        const ok = await waitForPod(ctx.global, { namespace: p.namespace, name: p.name }, { kind: 'condition', type: 'Ready', value: 'True' }, timeoutMs);
+        if (!ok) {
+          ctx.stderr.write(`pod/${p.name}: not Ready after ${values.timeout ?? '60s'}\n`);
+          return 1;
+        }
+        ctx.stdout.write(`pod/${p.name} ready\n`);
+      }
+      return 0;
+    }
+    const { parseManifests, formatWarning } = await import('../../spec/parse.js');
     const set = parseManifests(text, { source: file });
     for (const w of set.warnings) ctx.events({ type: 'warning', message: formatWarning(w) });
     if (set.pods.length === 0) throw new PodrunError('EINVAL_SPEC', `Cannot run "${file}": it contains no Pod`);
-
+    const { ImageService } = await import('../../image/service.js');
+    const { makePullRenderer } = await import('../progress.js');
     const progress = makePullRenderer(ctx.stderr, ctx.events, {});
     const images = new ImageService({ root: ctx.global.root, registryConfigPath: ctx.global.registryConfig, events: progress.sink });
     const records: Record<string, ImageRecord> = {};
@@ -58,42 +75,47 @@ waits until every pod is Ready (readiness probes passed), at most --timeout (def
     } finally {
       progress.finish();
     }
-    if (values.wait && !values.detach) throw new PodrunError('EINVAL_ARG', 'Cannot use --wait without -d: in the foreground, up runs until the pods end');
-    if (values.detach) {
-      const code = await detached(ctx, set, records, Boolean(values.replace));
-      if (code !== 0 || !values.wait) return code;
-      const { parseDuration, waitForPod } = await import('../../runtime/controller/stored.js');
-      const timeoutMs = parseDuration((values.timeout as string | undefined) ?? '60s');
-      for (const p of set.pods) {
-        const ok = await waitForPod(ctx.global, { namespace: p.namespace, name: p.name }, { kind: 'condition', type: 'Ready', value: 'True' }, timeoutMs);
-        if (!ok) {
-          ctx.stderr.write(`pod/${p.name}: not Ready after ${values.timeout ?? '60s'}\n`);
-          return 1;
-        }
-        ctx.stdout.write(`pod/${p.name} ready\n`);
-      }
-      return 0;
-    }
     return foreground(ctx, set, images, records, Boolean(values.replace));
   },
 };
 export default command;
 
-async function detached(ctx: CommandContext, set: ManifestSet, images: Record<string, ImageRecord>, replace: boolean): Promise<number> {
+/** Pulls the images the supervisor lacks (with the progress display), then asks again. */
+async function pullForSupervisor(ctx: CommandContext, refs: string[]): Promise<void> {
+  const { ImageService } = await import('../../image/service.js');
+  const { makePullRenderer } = await import('../progress.js');
+  const progress = makePullRenderer(ctx.stderr, ctx.events, {});
+  const images = new ImageService({ root: ctx.global.root, registryConfigPath: ctx.global.registryConfig, events: progress.sink });
+  try {
+    for (const ref of refs) await images.pullImage(ref);
+  } finally {
+    progress.finish();
+  }
+}
+
+async function detached(ctx: CommandContext, file: string, text: string, replace: boolean): Promise<{ code: number; pods: { name: string; namespace: string }[] }> {
   const g = ctx.global;
+  const { ensureSupervisor } = await import('../../runtime/supervisor.js');
+  const { request } = await import('../../runtime/api.js');
   const sock = await ensureSupervisor({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig });
-  const msg: UpRequest = { op: 'up', pods: set.pods, manifests: { configMaps: set.configMaps, secrets: set.secrets }, images, replace };
-  const res = await request(sock, msg, 300_000);
+  const msg: UpTextRequest = { op: 'up-text', text, source: file, replace };
+  let res = (await request(sock, msg, 300_000)) as unknown as UpTextAnswer;
+  for (const w of res.warnings ?? []) ctx.events({ type: 'warning', message: w });
+  if (res.needPull?.length) {
+    await pullForSupervisor(ctx, res.needPull);
+    res = (await request(sock, { ...msg, pulled: res.needPull }, 300_000)) as unknown as UpTextAnswer;
+  }
   let code = 0;
-  for (const p of res.pods as { name: string; namespace: string; created: boolean; error?: { message: string; hint?: string }; status?: PodStatus }[]) {
+  const pods = res.pods ?? [];
+  for (const p of pods) {
     if (p.error) {
       code = 1;
       ctx.stderr.write(`pod/${p.name}: ${p.error.message}\n`);
       if (p.error.hint) ctx.stderr.write(`hint: ${p.error.hint}\n`);
     } else if (!p.created) ctx.stdout.write(`pod/${p.name} unchanged (already running with this spec)\n`);
-    else ctx.stdout.write(`pod/${p.name} running (${p.status?.containerStatuses.length ?? 0} containers)\n`);
+    else ctx.stdout.write(`pod/${p.name} running (${(p.status as PodStatus | undefined)?.containerStatuses.length ?? 0} containers)\n`);
   }
-  return code;
+  return { code, pods };
 }
 
 async function foreground(ctx: CommandContext, set: ManifestSet, images: ImageService, records: Record<string, ImageRecord>, replace: boolean): Promise<number> {
@@ -115,6 +137,9 @@ async function foreground(ctx: CommandContext, set: ManifestSet, images: ImageSe
       ctx.stderr.write(`${prefix(n)}[${detail}${ev.message ? `: ${ev.message}` : ''}]\n`);
     }
   };
+  const { PodRuntime } = await import('../../runtime/api.js');
+  const { followLogs } = await import('../../runtime/logs.js');
+  const { podLogDir } = await import('../../runtime/paths.js');
   const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events, images });
   const keys: string[] = [];
   try {
