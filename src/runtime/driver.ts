@@ -20,7 +20,7 @@ import { execInContainer, isSameProcess, readExitStatus, startContainerProcess }
 import { buildShimPlan, containerId, opaqueVia, readImageFile, runDirs } from './container.js';
 import type { Syscalls } from '../linux/syscalls.js';
 import { pinDir } from './paths.js';
-import { removeDir, type RuntimeContext } from './sandbox.js';
+import { missingVolumeError, removeDir, type RuntimeContext } from './sandbox.js';
 import { writeState, type ContainerRecord, type PodState } from './state.js';
 import path from 'node:path';
 
@@ -88,6 +88,8 @@ export class PodDriver implements ContainerDriver {
   async create(name: string, kind: ContainerKind, restartCount: number): Promise<{ rec: ContainerRecord; plan: ReturnType<typeof buildShimPlan>['plan'] }> {
     const c = this.container(name);
     const image = await this.ensureImage(c);
+    const missing = missingVolumeError(this.st.plan, c);
+    if (missing) throw withReason(missing, 'CreateContainerConfigError');
     let proc: ProcessSpec;
     try {
       proc = await (this.opts.resolveProcess ?? ((st, cp, img) => defaultResolver(st, cp, img, this.ctx.sys)))(this.st, c, image);

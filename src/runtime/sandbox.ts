@@ -274,11 +274,9 @@ async function prepareVolume(ctx: RuntimeContext, st: PodState, v: VolumePlan): 
       return;
     case 'configMap':
     case 'secret': {
-      if (v.resolved.state === 'missing') {
-        throw new PodrunError('ENOTFOUND', `Cannot mount volume "${v.name}": ${v.resolved.reason}`, {
-          hint: `add the ${v.kind === 'configMap' ? 'ConfigMap' : 'Secret'} to the same file, or mark the volume optional`,
-        });
-      }
+      // kubelet: a missing object fails the containers that mount it (CreateContainerConfigError,
+      // see missingVolumeError), not the sandbox
+      if (v.resolved.state === 'missing') return;
       writeProjected(dir, v.resolved.files, st.plan.securityContext.fsGroup);
       return;
     }
@@ -293,6 +291,22 @@ async function prepareVolume(ctx: RuntimeContext, st: PodState, v: VolumePlan): 
       return;
     }
   }
+}
+
+/**
+ * The error a container gets when it mounts a configMap / secret volume whose object is missing
+ * and not optional (kubelet reports CreateContainerConfigError and keeps retrying); undefined when
+ * every volume it mounts is there.
+ */
+export function missingVolumeError(plan: PodPlan, c: { name: string; volumeMounts: { name: string }[] }): PodrunError | undefined {
+  for (const m of c.volumeMounts) {
+    const v = plan.volumes.find((x) => x.name === m.name);
+    if (!v || (v.kind !== 'configMap' && v.kind !== 'secret') || v.resolved.state !== 'missing') continue;
+    return new PodrunError('ECONFIG', `Cannot mount volume "${v.name}" in container "${c.name}": ${v.resolved.reason}`, {
+      hint: `add the ${v.kind === 'configMap' ? 'ConfigMap' : 'Secret'} to the same file, or mark the volume optional`,
+    });
+  }
+  return undefined;
 }
 
 /** Writes the files of a configMap / secret / downwardAPI volume with their modes. */

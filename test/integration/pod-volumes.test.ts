@@ -140,6 +140,33 @@ spec:
     expect(JSON.stringify(c)).toContain('leaves the volume');
   });
 
+  it('gives a container that mounts a missing configMap CreateContainerConfigError (not a sandbox failure)', async () => {
+    const name = randomName();
+    const set = parseManifests(`apiVersion: v1
+kind: Pod
+metadata: {name: ${name}}
+spec:
+  volumes: [{name: c, configMap: {name: not-there}}]
+  containers:
+  - {name: main, image: "${e.busybox}", command: [sleep, "30"], volumeMounts: [{name: c, mountPath: /c}]}
+`);
+    const { key } = await rt.upPod(set.pods[0], { manifests: set });
+    try {
+      type CS = { name: string; state: { waiting?: { reason?: string; message?: string }; running?: unknown } };
+      let main: CS | undefined;
+      for (let i = 0; i < 100; i++) {
+        const st = rt.podStatus(key) as unknown as { containerStatuses?: CS[] } | undefined;
+        main = st?.containerStatuses?.find((c) => c.name === 'main');
+        if (main?.state.waiting?.reason === 'CreateContainerConfigError') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(main?.state.waiting?.reason).toBe('CreateContainerConfigError');
+      expect(main?.state.waiting?.message).toContain('not-there');
+    } finally {
+      await rt.downPod(key, { gracePeriodSeconds: 0 });
+    }
+  });
+
   it('leaves no mount or cgroup', () => {
     expect(mountsBelow(e.dir)).toEqual([]);
     expect(cgroupDirs(e.cgroupParent)).toEqual([]);
