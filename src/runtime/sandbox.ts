@@ -206,7 +206,8 @@ export function hostsFile(plan: PodPlan, podIP: string | undefined): string {
   return lines.join('\n') + '\n';
 }
 
-async function writeEtcFiles(ctx: RuntimeContext, st: PodState, hostResolvConf?: string): Promise<void> {
+/** /etc/hosts, /etc/hostname and /etc/resolv.conf of the pod (resolv.conf warnings become events). */
+export async function writeEtcFiles(ctx: RuntimeContext, st: PodState, hostResolvConf?: string): Promise<void> {
   const dir = etcDir(ctx.paths, st.key);
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const plan = st.plan;
@@ -217,15 +218,12 @@ async function writeEtcFiles(ctx: RuntimeContext, st: PodState, hostResolvConf?:
   } else hosts = hostsFile(plan, st.podIP);
   fs.writeFileSync(path.join(dir, 'hosts'), hosts, { mode: 0o644 });
   fs.writeFileSync(path.join(dir, 'hostname'), `${st.hostname}\n`, { mode: 0o644 });
-  const host = hostResolvConf ?? readOr('/etc/resolv.conf', '');
-  let resolv = host;
-  try {
-    const net = await import('./network/index.js');
-    resolv = net.resolvConf(plan.dnsPolicy, plan.dnsConfig, host, { namespace: plan.namespace });
-  } catch (err) {
-    if (isPodrunError(err)) throw err;
-    /* the network module is optional: fall back to the host's file */
-  }
+  // kubelet's --resolv-conf: the host's file (systemd-resolved's upstream one behind a stub)
+  const net = await import('./network/index.js');
+  const host = hostResolvConf ?? (await net.readHostResolvConf()).text;
+  const built = net.buildResolvConf(plan.dnsPolicy, plan.dnsConfig, host, { namespace: plan.namespace, hostNetwork: plan.hostNetwork });
+  for (const w of built.warnings) ctx.events({ type: 'warning', message: `Pod "${plan.namespace}/${plan.name}" /etc/resolv.conf: ${w}` });
+  const resolv = built.text;
   fs.writeFileSync(path.join(dir, 'resolv.conf'), resolv, { mode: 0o644 });
 }
 
