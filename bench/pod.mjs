@@ -6,7 +6,8 @@
 // - A docker-registry on a free 127.0.0.1 port holds a busybox image built from busybox-static.
 // - podrun: `podrun up -d` of a two-container busybox pod until every container runs, then
 //   `podrun down`, with the image cached; temp --root/--run-root/--log-root, a podrun-bench-*
-//   cgroup parent. Pods get a loopback-only network (PODRUN_NETWORK=none) unless
+//   cgroup parent. Printed twice: cold (no supervisor running: `up -d` starts one) and warm
+//   (the supervisor of the previous round still runs, PODRUN_SUPERVISOR_IDLE_MS=600000 here). Pods get a loopback-only network (PODRUN_NETWORK=none) unless
 //   PODRUN_BENCH_CNI=1 (then the default CNI network, which writes /etc/podrun/cni).
 // - podman: `podman kube play` / `podman kube down` of the same YAML (image pulled first with
 //   --tls-verify=false), alternating with podrun, ROUNDS rounds (default 5), medians.
@@ -95,6 +96,25 @@ function pidsWithCmdline(needle, name) {
   return out;
 }
 
+/** Ends this run root's supervisor (SIGTERM: it leaves without touching pods) and waits for it. */
+async function stopSupervisor(runRoot) {
+  let pid;
+  try {
+    pid = Number(fs.readFileSync(path.join(runRoot, 'supervisor.pid'), 'utf8').split(' ')[0]);
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await sleep(20);
+  }
+}
+
 function podYaml(name, image) {
   return `apiVersion: v1
 kind: Pod
@@ -119,6 +139,7 @@ export async function run() {
   const env = {
     ...process.env,
     PODRUN_CGROUP_PARENT: `podrun-bench-${id}`,
+    PODRUN_SUPERVISOR_IDLE_MS: '600000',
     ...(process.env.PODRUN_BENCH_CNI ? {} : { PODRUN_NETWORK: 'none' }),
   };
   const g = ['--root', path.join(tmp, 'root'), '--run-root', path.join(tmp, 'run'), '--log-root', path.join(tmp, 'log'), '--registry-config', path.join(tmp, 'none.yaml')];
@@ -141,10 +162,15 @@ export async function run() {
 
     const file = path.join(tmp, 'pod.yaml');
     fs.writeFileSync(file, podYaml(`podrun-bench-${id}`, image));
-    const up = { podrun: [], podman: [] };
-    const down = { podrun: [], podman: [] };
+    const up = { podrun: [], cold: [], podman: [] };
+    const down = { podrun: [], cold: [], podman: [] };
+    const ps = [];
     for (let i = 0; i < ROUNDS; i++) {
+      await stopSupervisor(path.join(tmp, 'run'));
+      up.cold.push(timed(...podrun('up', '-d', file)));
+      down.cold.push(timed(...podrun('down', file)));
       up.podrun.push(timed(...podrun('up', '-d', file)));
+      ps.push(timed(...podrun('ps')));
       down.podrun.push(timed(...podrun('down', file)));
       if (hasPodman) {
         podmanPods.push(file);
@@ -154,14 +180,21 @@ export async function run() {
       }
     }
     console.log(`pod up/down, two busybox containers, image cached, ${ROUNDS} rounds alternating (medians)`);
-    console.log(`  podrun up -d   ${fmt(median(up.podrun))}     podrun down   ${fmt(median(down.podrun))}   (network: ${process.env.PODRUN_BENCH_CNI ? 'CNI bridge' : 'loopback only'})`);
+    console.log(`  podrun, cold (no supervisor yet):  up -d ${fmt(median(up.cold))}   down ${fmt(median(down.cold))}   (network: ${process.env.PODRUN_BENCH_CNI ? 'CNI bridge' : 'loopback only'})`);
+    console.log(`  podrun, warm (supervisor running): up -d ${fmt(median(up.podrun))}   down ${fmt(median(down.podrun))}   ps ${fmt(median(ps))}`);
+    console.log(`  node -e 0 (Node start-up alone):   ${fmt(median([0, 1, 2].map(() => timed(process.execPath, ['-e', '0'], env))))}`);
     results.podrunUp = median(up.podrun);
     results.podrunDown = median(down.podrun);
+    results.podrunUpCold = median(up.cold);
+    results.podrunDownCold = median(down.cold);
+    results.podrunPs = median(ps);
     if (hasPodman) {
       console.log(`  podman kube play ${fmt(median(up.podman))}   podman kube down ${fmt(median(down.podman))}`);
       results.podmanUp = median(up.podman);
       results.podmanDown = median(down.podman);
-      console.log(`  ratio up ${(results.podrunUp / results.podmanUp).toFixed(2)}x (target ≤ 0.25x)   ratio down ${(results.podrunDown / results.podmanDown).toFixed(2)}x (target ≤ 0.1x)`);
+      const r = (a, b) => `${(a / b).toFixed(2)}x`;
+      console.log(`  ratio warm: up ${r(results.podrunUp, results.podmanUp)} (target ≤ 0.25x)   down ${r(results.podrunDown, results.podmanDown)} (target ≤ 0.1x)`);
+      console.log(`  ratio cold: up ${r(results.podrunUpCold, results.podmanUp)}   down ${r(results.podrunDownCold, results.podmanDown)}`);
     } else console.log('  podman not installed: no comparison');
 
     // memory: PODS running pods each

@@ -7,7 +7,7 @@
  *   connection, one JSON answer line. Requests: {op:'ping'}, {op:'up', pods, images, …} (parsed
  *   plans), {op:'up-text', text, source, …} (the manifest as written: the supervisor parses it,
  *   so `podrun up -d` loads neither yaml nor zod), {op:'down', key, gracePeriodSeconds}.
- * - Stays up PODRUN_SUPERVISOR_IDLE_MS (default 5 min) after its last pod and request, so a
+ * - Stays up PODRUN_SUPERVISOR_IDLE_MS (default 5 s) after its last pod and request, so a
  *   later `up -d` finds the parser and image code already loaded.
  * - On start it re-adopts pods whose owner died (a SIGKILLed supervisor): the containers kept
  *   running under their monitors; exits that happened meanwhile are read from the exit files.
@@ -32,8 +32,12 @@ export interface SupervisorOptions extends RuntimeOptions {
   idleMs?: number;
 }
 
-/** How long an idle supervisor (no pod, no request) stays up: 5 minutes. */
-export const DEFAULT_IDLE_MS = 300_000;
+/**
+ * How long an idle supervisor (no pod, no request) stays up. 5 s keeps a quick `down` + `up`
+ * warm and lets the tests see it leave after the last `down`; an on-demand service would rather
+ * linger minutes (PODRUN_SUPERVISOR_IDLE_MS=300000): it costs no CPU while it waits.
+ */
+export const DEFAULT_IDLE_MS = 5_000;
 
 /**
  * The manifest as the user wrote it; the supervisor parses it (spec errors come back formatted,

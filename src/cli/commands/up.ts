@@ -26,7 +26,13 @@ removes them; a pod with restartPolicy Never/OnFailure ends the command when it 
 (exit 0 when it Succeeded). With -d, returns once every container runs (or says why one does
 not) and leaves the pods to the background supervisor. A second "up" of a running pod with the
 same spec does nothing; a different spec is refused unless --replace. With -d --wait, also
-waits until every pod is Ready (readiness probes passed), at most --timeout (default 60s).`,
+waits until every pod is Ready (readiness probes passed), at most --timeout (default 60s).
+
+The background supervisor (one per --run-root) is started by the first "up -d" and watches
+every detached pod; it parses the manifests itself and keeps the image code loaded. After its
+last pod and request it stays up 5 more seconds (env PODRUN_SUPERVISOR_IDLE_MS, in ms; 300000
+keeps it 5 minutes, at no CPU cost) so that the next "up -d" finds it warm. Global options such
+as --cgroup-parent, --network and --cni-conf-dir reach it when it starts.`,
   options: {
     detach: { type: 'boolean', short: 'd' },
     wait: { type: 'boolean' },
