@@ -12,7 +12,7 @@ import { PodrunError, nodeErrCode } from '../util/errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { ContainerPlan, ProcessSpec } from '../spec/plan.js';
 import { containerCgroupValues } from '../spec/resources.js';
-import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type ShimBindMount, type ShimPlan, type ShimProcess } from './shim.js';
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, clampRlimits, type ShimBindMount, type ShimPlan, type ShimProcess, type ShimRlimit } from './shim.js';
 import { containerDataDir, containerLogFile, containerRunDir, etcDir } from './paths.js';
 import { applyCgroupValues, containerCgroupRel, sandboxNamespaces, volumeSource, type RuntimeContext } from './sandbox.js';
 import type { PodState } from './state.js';
@@ -202,9 +202,14 @@ export function containerMounts(ctx: RuntimeContext, st: PodState, c: ContainerP
   return mounts;
 }
 
-/** The process with ShimProcess's shape (ProcessSpec is structurally a superset). */
-export function shimProcess(p: ProcessSpec): ShimProcess {
+/**
+ * The process with ShimProcess's shape (ProcessSpec is structurally a superset). Requested
+ * rlimits are lowered to this process's hard limits (clampRlimits): without CAP_SYS_RESOURCE a
+ * raise fails with EPERM in the shim (HOST-FACTS).
+ */
+export function shimProcess(p: ProcessSpec & { rlimits?: ShimRlimit[] }, callerLimits?: Parameters<typeof clampRlimits>[1]): ShimProcess {
   return {
+    ...(p.rlimits?.length ? { rlimits: clampRlimits(p.rlimits, callerLimits) } : {}),
     args: p.args,
     env: p.env,
     cwd: p.cwd,

@@ -10,13 +10,13 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { PodrunError, nodeErrCode } from '../util/errors.js';
+import { PodrunError, isPodrunError, nodeErrCode } from '../util/errors.js';
 import { trace } from '../util/events.js';
 import type { ImageRecord } from '../image/types.js';
 import type { ContainerPlan, ProcessSpec, PullPolicy } from '../spec/plan.js';
 import type { ContainerDriver, ContainerExit, ContainerKind, ExecResult, StartedContainer } from './controller/driver.js';
 import { withReason } from './controller/driver.js';
-import { execInContainer, isSameProcess, readExitStatus, startContainerProcess } from './shim.js';
+import { execInContainer, isSameProcess, processStartTime, readExitStatus, startContainerProcess } from './shim.js';
 import { buildShimPlan, containerId, opaqueVia, readImageFile, runDirs } from './container.js';
 import type { Syscalls } from '../linux/syscalls.js';
 import { pinDir } from './paths.js';
@@ -131,13 +131,23 @@ export class PodDriver implements ContainerDriver {
   }
 
   async startCreated(rec: ContainerRecord, plan: ReturnType<typeof buildShimPlan>['plan']): Promise<StartedContainer> {
-    const p = await startContainerProcess(plan, { sink: this.ctx.events });
-    rec.monitor = { pid: p.monitorPid, startTime: 0 };
+    let p: Awaited<ReturnType<typeof startContainerProcess>>;
     try {
-      rec.monitor.startTime = Number(fs.readFileSync(`/proc/${p.monitorPid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19] ?? 0);
-    } catch {
-      /* the monitor already left (a very short container) */
+      p = await startContainerProcess(plan, { sink: this.ctx.events });
+    } catch (err) {
+      // a shim that failed after its container init joined the cgroup may leave it behind
+      if (isPodrunError(err) && err.code === 'ESHIM' && rec.cgroupRel && this.ctx.cgroups.exists(rec.cgroupRel)) {
+        trace(this.ctx.events, 'cgroup', 'kill-all', `${rec.cgroupRel} after a failed start`);
+        try {
+          await this.ctx.cgroups.killAll(rec.cgroupRel, 'SIGKILL');
+        } catch (killErr) {
+          throw new PodrunError('ESHIM', `${(err as Error).message} (and killing what was left in cgroup "${rec.cgroupRel}" failed: ${(killErr as Error).message})`, { cause: err });
+        }
+      }
+      throw err;
     }
+    // 0 when the monitor already left (a very short container)
+    rec.monitor = { pid: p.monitorPid, startTime: processStartTime(p.monitorPid) ?? 0 };
     rec.init = { pid: p.pid, startTime: p.startTime };
     rec.state = 'running';
     rec.startedAt = new Date().toISOString();
@@ -156,7 +166,7 @@ export class PodDriver implements ContainerDriver {
     if (rec.state === 'created' && !rec.init) {
       const started = readStartedFile(rec.stateDir);
       if (!started) return undefined;
-      rec.monitor = { pid: started.monitorPid, startTime: processStartTimeOr0(started.monitorPid) };
+      rec.monitor = { pid: started.monitorPid, startTime: processStartTime(started.monitorPid) ?? 0 };
       rec.init = { pid: started.pid, startTime: started.startTime };
       rec.state = 'running';
       rec.startedAt = started.at;
@@ -291,14 +301,6 @@ function readStartedFile(stateDir: string): { monitorPid: number; pid: number; s
   } catch (err) {
     if (nodeErrCode(err) === 'ENOENT') return undefined;
     throw err;
-  }
-}
-
-function processStartTimeOr0(pid: number): number {
-  try {
-    return Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19] ?? 0);
-  } catch {
-    return 0;
   }
 }
 

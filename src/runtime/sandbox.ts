@@ -386,6 +386,7 @@ export async function teardownResources(ctx: RuntimeContext, st: PodState): Prom
       errors.push(err);
     }
   }
+  killMonitors(ctx, st, errors);
   for (const r of [...st.resources].reverse()) {
     try {
       await undo(ctx, st, r);
@@ -399,6 +400,24 @@ export async function teardownResources(ctx: RuntimeContext, st: PodState): Prom
   if (fs.existsSync(podRunDir(paths, st.key))) writeState(paths, st);
   trace(events, 'fs', 'teardown-done', st.key);
   if (errors.length) throw errors[0];
+}
+
+/**
+ * SIGKILL each container run's native monitor that is still the recorded process (pid + start
+ * time, never pid alone): monitors ignore SIGTERM, and one left behind would hold a dead pod's
+ * state dir open.
+ */
+function killMonitors(ctx: RuntimeContext, st: PodState, errors: unknown[]): void {
+  for (const rec of Object.values(st.containers ?? {})) {
+    const m = rec.monitor;
+    if (!m || !m.pid || !m.startTime || !isSameProcess(m.pid, m.startTime)) continue;
+    trace(ctx.events, 'process', 'kill', `monitor of ${rec.name} ${m.pid}`);
+    try {
+      process.kill(m.pid, 'SIGKILL');
+    } catch (err) {
+      if (nodeErrCode(err) !== 'ESRCH') errors.push(err);
+    }
+  }
 }
 
 async function undo(ctx: RuntimeContext, st: PodState, r: Resource): Promise<void> {

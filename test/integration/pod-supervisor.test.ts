@@ -115,6 +115,33 @@ describe('supervisor killed with SIGKILL', () => {
   });
 });
 
+describe('gc and monitors', () => {
+  it('gc SIGKILLs the native monitors (by pid and start time) even when they cannot exit by themselves', async () => {
+    const name = randomName();
+    expect(e.podrun(['up', '-d', twoContainerPod(name)]).status).toBe(0);
+    const recs = Object.values(inspect(name).containers as Record<string, { monitor?: { pid: number; startTime: number }; state: string }>).filter((c) => c.state === 'running');
+    const monitors = recs.map((c) => c.monitor!.pid);
+    expect(monitors.length).toBe(2);
+    process.kill(supervisorPid()!, 'SIGKILL');
+    // stopped monitors never notice their container's death: only a SIGKILL from gc ends them
+    for (const m of monitors) process.kill(m, 'SIGSTOP');
+    try {
+      const r = e.podrun(['gc']);
+      expect(r.status, r.stderr).toBe(0);
+      await waitFor('monitors gone', () => !monitors.some(alive), 3_000);
+    } finally {
+      for (const m of monitors) {
+        try {
+          if (alive(m)) process.kill(m, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    expect(cgroupDirs(e.cgroupParent)).toEqual([]);
+  });
+});
+
 describe('bad input', () => {
   it('refuses a missing image with a clear error and leaves nothing', () => {
     const name = randomName();
