@@ -6,7 +6,8 @@
  *    state.json removed in reverse (network, mounts, pins, cgroup, dirs).
  * 2. Pod dirs in the run root without a readable state file: mounts below unmounted, dir removed.
  * 3. Pod cgroups below the cgroup parent that no pod dir names: processes killed, cgroup removed.
- * 4. CNI attachments cached for pod uids that no pod has any more: released.
+ * 4. CNI attachments cached for pod uids that no pod (with a state.json) has: released
+ *    through the network module's gcPodNetworks.
  * Pods with a live owner are never touched.
  */
 import fs from 'node:fs';
@@ -80,28 +81,39 @@ export async function gcPods(ctx: RuntimeContext, opts: { skip?: Set<string> } =
       /* in use or gone */
     }
   }
-  // network attachments nobody owns
+  // network attachments nobody owns: keep every uid with a state.json, re-read at each check so a
+  // pod created while gc runs (its state is written before its CNI ADD) is never released
   if (fs.existsSync(path.join(ctx.paths.runRoot, 'cni'))) {
     try {
       const net = await import('./network/index.js');
-      for (const key of listPodKeys(ctx.paths)) {
-        const st = safeRead(ctx, key);
-        if (st) uids.add(st.uid);
-      }
-      for (const id of await net.listNetworkAttachments(ctx.paths.runRoot)) {
-        if (uids.has(id)) continue;
-        try {
-          await net.teardownPodNetwork(ctx.network || { runRoot: ctx.paths.runRoot }, id);
-          report.networks.push(id);
-        } catch (err) {
-          report.errors.push(`network ${id}: ${(err as Error).message}`);
-        }
-      }
+      const keep = new LiveUids(ctx, uids);
+      const r = await net.gcPodNetworks(ctx.network || { runRoot: ctx.paths.runRoot, events: ctx.events }, keep);
+      report.networks.push(...r.removed);
+      for (const f of r.failed) report.errors.push(`network ${f.id}: ${f.error.message}`);
     } catch (err) {
       report.errors.push(`network: ${(err as Error).message}`);
     }
   }
   return report;
+}
+
+/** The uids of pods with a state file: those known already, plus any state file read now. */
+export class LiveUids extends Set<string> {
+  constructor(
+    private readonly ctx: RuntimeContext,
+    known: Iterable<string>,
+  ) {
+    super(known);
+  }
+
+  override has(uid: string): boolean {
+    if (super.has(uid)) return true;
+    for (const key of listPodKeys(this.ctx.paths)) {
+      const st = safeRead(this.ctx, key);
+      if (st) super.add(st.uid);
+    }
+    return super.has(uid);
+  }
 }
 
 function safeRead(ctx: RuntimeContext, key: string) {

@@ -5,7 +5,8 @@
  * temp conflist dir); only that subnet and 127.0.0.1 are contacted.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { listNetworkAttachments, setupPodNetwork } from '../../src/runtime/network/index.js';
 import { parseManifests } from '../../src/spec/parse.js';
 import { PodRuntime } from '../../src/runtime/api.js';
 import { createTestNetwork, havePlugins, type TestNetwork } from '../helpers/cni-net.js';
@@ -64,4 +65,28 @@ spec:
   expect(await tn.bridgePorts()).toEqual([]);
   expect(await tn.firewallMentions([set.pods[0].uid])).toEqual([]);
   expect(mountsBelow(e.dir)).toEqual([]);
+});
+
+it.skipIf(!havePlugins)('gc releases a CNI attachment no pod owns and keeps those of pods with a state file', async () => {
+  const name = randomName();
+  const set = parseManifests(`apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers: [{name: c, image: "${e.busybox}", command: [sleep, "60"]}]\n`);
+  const { key } = await rt.upPod(set.pods[0], { manifests: set });
+  // an attachment left by a pod whose state is gone: a network namespace held by a sleep
+  const holder = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+  const orphan = randomName();
+  try {
+    await rt.waitRunning(key);
+    await waitFor('netns of the holder', () => execFileSync('readlink', [`/proc/${holder.pid}/ns/net`], { encoding: 'utf8' }) !== execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }));
+    await setupPodNetwork(tn.options(e.runRoot), { id: orphan, name: 'orphan', namespace: 'default', netnsPath: `/proc/${holder.pid}/ns/net`, ports: [] });
+    expect((await tn.bridgePorts()).length).toBe(2);
+    const r = await rt.gc();
+    expect(r.networks).toEqual([orphan]);
+    expect(r.errors).toEqual([]);
+    expect(await listNetworkAttachments(e.runRoot)).toEqual([set.pods[0].uid]);
+    expect((await tn.bridgePorts()).length).toBe(1);
+  } finally {
+    holder.kill('SIGKILL');
+    await rt.downPod(key, { gracePeriodSeconds: 0 });
+  }
+  expect(await tn.bridgePorts()).toEqual([]);
 });
