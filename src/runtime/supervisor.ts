@@ -22,9 +22,9 @@ import { PodrunError, isPodrunError } from '../util/errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { ManifestSet, PodPlan } from '../spec/plan.js';
 import type { ImageService } from '../image/service.js';
-import { PodRuntime, request, type RuntimeOptions } from './api.js';
+import type { PodRuntime, RuntimeOptions } from './api.js';
 import { supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
-import { acquireLock, fromJson } from './state.js';
+import { acquireLock, fromJson, toJson } from './state.js';
 
 export interface SupervisorOptions extends RuntimeOptions {
   /** Exit after this long without running pods and requests (default env
@@ -100,6 +100,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
     throw err;
   }
   const sock = supervisorSocket(opts);
+  const { PodRuntime } = await import('./api.js');
   const rt = await PodRuntime.open(opts);
   rt.socket = sock;
   let svc: Promise<ImageService> | undefined;
@@ -219,6 +220,42 @@ function errorJson(err: unknown): { code: string; message: string; hint?: string
   return { code: 'EINTERNAL', message: (err as Error)?.message ?? String(err) };
 }
 
+/**
+ * One request to the supervisor: a JSON line out, a JSON line back; an {error} answer is thrown
+ * as the PodrunError it was. Same protocol as api.ts's request(), kept here so that `podrun up -d`
+ * does not load the runtime (api.ts and everything below it) just to talk to the socket.
+ */
+export function supervisorRequest(socketPath: string, msg: object, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const conn = net.createConnection(socketPath);
+    let buf = '';
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new PodrunError('ETIMEOUT', `Cannot talk to the supervisor at "${socketPath}": no answer after ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    conn.on('connect', () => conn.write(toJson(msg) + '\n'));
+    conn.on('data', (d) => {
+      buf += d.toString('utf8');
+      const i = buf.indexOf('\n');
+      if (i < 0) return;
+      clearTimeout(timer);
+      conn.end();
+      try {
+        const res = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
+        if (!res.error) return resolve(res);
+        const e = res.error as { code?: string; message?: string; hint?: string };
+        reject(new PodrunError((e.code as never) ?? 'EINTERNAL', e.message ?? 'supervisor error', { hint: e.hint }));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    conn.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new PodrunError('ENOTFOUND', `Cannot talk to the supervisor at "${socketPath}": ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
+    });
+  });
+}
+
 /** bin/podrun of this installation (works from dist/ and from src/). */
 export function podrunBin(): string {
   return fileURLToPath(new URL('../../bin/podrun', import.meta.url));
@@ -231,7 +268,7 @@ export function podrunBin(): string {
 export async function ensureSupervisor(paths: RuntimePaths & { registryConfig?: string }, timeoutMs = 15_000): Promise<string> {
   const sock = supervisorSocket(paths);
   try {
-    await request(sock, { op: 'ping' }, 2000);
+    await supervisorRequest(sock, { op: 'ping' }, 2000);
     return sock;
   } catch {
     /* start one */
@@ -247,7 +284,7 @@ export async function ensureSupervisor(paths: RuntimePaths & { registryConfig?: 
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await request(sock, { op: 'ping' }, 2000);
+      await supervisorRequest(sock, { op: 'ping' }, 2000);
       return sock;
     } catch (err) {
       if (Date.now() > end) {

@@ -101,8 +101,7 @@ async function pullForSupervisor(ctx: CommandContext, refs: string[]): Promise<v
 
 async function detached(ctx: CommandContext, file: string, text: string, replace: boolean): Promise<{ code: number; pods: { name: string; namespace: string }[] }> {
   const g = ctx.global;
-  const { ensureSupervisor } = await import('../../runtime/supervisor.js');
-  const { request } = await import('../../runtime/api.js');
+  const { ensureSupervisor, supervisorRequest: request } = await import('../../runtime/supervisor.js');
   const sock = await ensureSupervisor({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig });
   const msg: UpTextRequest = { op: 'up-text', text, source: file, replace };
   let res = (await request(sock, msg, 300_000)) as unknown as UpTextAnswer;
