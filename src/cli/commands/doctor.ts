@@ -9,13 +9,13 @@ const command: Command = {
   summary: 'Check what this machine offers podrun (kernel, cgroups, overlayfs, shim, CNI)',
   usage: 'podrun doctor',
   description: `Each check prints ok, warn or FAIL, with a hint to fix it. Exit status 1 when a check fails.
-With PODRUN_NETWORK=none (pods without a CNI network) the CNI checks are skipped.`,
+With --network none (PODRUN_NETWORK=none: pods without a CNI network) the CNI checks are skipped.`,
   async run(ctx) {
     const networkOff = process.env.PODRUN_NETWORK === 'none';
     let checks: DoctorCheck[] = await runDoctor({ runRoot: ctx.global.runRoot, cniConfDir: process.env.PODRUN_CNI_CONF_DIR });
     if (networkOff) {
       checks = checks.filter((c) => c.name !== 'CNI');
-      checks.push({ name: 'CNI', ok: true, detail: 'skipped: networking is disabled (PODRUN_NETWORK=none)' });
+      checks.push({ name: 'CNI', ok: true, detail: 'skipped: networking is disabled (--network none / PODRUN_NETWORK=none)' });
     }
     const tty = Boolean(ctx.stdout.isTTY);
     const paint = (c: number, s: string) => (tty ? `\x1b[${c}m${s}\x1b[0m` : s);
