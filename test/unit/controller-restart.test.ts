@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PodController } from '../../src/runtime/controller/controller.js';
 import { Backoff } from '../../src/runtime/controller/backoff.js';
-import { FakeDriver, collect, pod } from './controller-fakes.js';
+import { FakeDriver, collect, container, pod } from './controller-fakes.js';
 
 describe('restart back-off (kubelet)', () => {
   it('restarts a crashing container at once, then after 10, 20, 40 … s, capped at 5 min', async () => {
@@ -132,6 +132,18 @@ describe('restartPolicy', () => {
     await d.clock.advance(40_000); // retries at 10 s (fails) and 30 s (works)
     expect(d.log.filter((l) => l.startsWith('start app')).map((l) => l.split('@')[1])).toEqual(['0', '10000', '30000']);
     expect(c.status().containerStatuses[0]).toMatchObject({ restartCount: 0, state: { running: {} } });
+    await c.stop();
+  });
+
+  it('starts the other containers while one waits in back-off after a failed start', async () => {
+    const err = Object.assign(new Error('Cannot create container "a": configMap "gone" not found'), { reason: 'CreateContainerConfigError' });
+    const d = new FakeDriver({ a: () => ({ startError: err }), b: () => ({}) });
+    const c = new PodController(pod({ containers: [container('a'), container('b')] }), d, { clock: d.clock });
+    c.start();
+    await d.clock.advance(100);
+    const [a, b] = c.status().containerStatuses;
+    expect(a.state.waiting?.reason).toBe('CreateContainerConfigError');
+    expect(b.state.running).toBeDefined();
     await c.stop();
   });
 

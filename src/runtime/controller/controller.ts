@@ -581,6 +581,8 @@ export class PodController {
     }
     this.emitContainer(slot, 'waiting', reason, message);
     this.changed();
+    // The failing container waits in back-off; the others must not wait for it (kubelet starts them).
+    this.sync();
   }
 
   private watchExit(slot: Slot, id: string, gen: number): void {
