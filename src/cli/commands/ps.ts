@@ -3,6 +3,20 @@ import { PodrunError } from '../../util/errors.js';
 import { PodRuntime, type PodSummary } from '../../runtime/api.js';
 import { readyColumn, restartsColumn, statusColumn } from '../../runtime/controller/status.js';
 import { readState } from '../../runtime/state.js';
+import type { Syscalls } from '../../linux/syscalls.js';
+
+/**
+ * ps only reads state files: it opens the runtime without the kernel interface, so it does not
+ * load ffi-rs's native module. Any syscall through this object is a bug and says so.
+ */
+const noSyscalls = new Proxy({} as Syscalls, {
+  get(_, name) {
+    if (name === 'then') return undefined; // not a promise
+    return () => {
+      throw new PodrunError('EINTERNAL', `Cannot call "${String(name)}" from "podrun ps": it opens the runtime read-only`);
+    };
+  },
+});
 
 const command: Command = {
   name: 'ps',
@@ -18,7 +32,7 @@ the namespace and one line per container; -o json prints everything podrun knows
     const out = (values.output as string | undefined) ?? 'table';
     if (!['table', 'wide', 'json'].includes(out)) throw new PodrunError('EINVAL_ARG', `Cannot print pods as "${out}": use -o wide or -o json`);
     const g = ctx.global;
-    const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
+    const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events, syscalls: noSyscalls });
     let pods = rt.listPods();
     if (!values.all) pods = pods.filter((p) => p.sandbox !== 'Stopped' && !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''));
     if (out === 'json') {

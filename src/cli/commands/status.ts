@@ -1,4 +1,3 @@
-import { stringify } from 'yaml';
 import type { Command } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
 import { parsePodRef, readStoredPod } from '../../runtime/controller/stored.js';
@@ -24,7 +23,8 @@ ready, started, restartCount, image and IDs; podIP and startTime. POD may be NAM
     if (!pod.ownerAlive && pod.state.sandbox === 'Ready' && !['Succeeded', 'Failed'].includes(pod.status.phase)) {
       ctx.events({ type: 'warning', message: `pod "${ref.namespace}/${ref.name}" has no running supervisor: this status may be stale` });
     }
-    ctx.stdout.write(format === 'json' ? JSON.stringify(pod.status, null, 2) + '\n' : stringify(pod.status));
+    // yaml is loaded only for the YAML output
+    ctx.stdout.write(format === 'json' ? JSON.stringify(pod.status, null, 2) + '\n' : (await import('yaml')).stringify(pod.status));
     return 0;
   },
 };
