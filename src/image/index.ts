@@ -7,3 +7,7 @@ export { unpackLayer, extractLayerStream, DEFAULT_UNPACK_LIMITS, type UnpackLimi
 export { flattenImage } from './flatten.js';
 export type { ImageRecord, ImageLayer, ImageConfig, Descriptor, Platform } from './types.js';
 export type { ImageSource } from './source.js';
+// The registry client and the image builder, for programs that talk to registries themselves
+// (importing the package root loads undici; the CLI imports only what each verb needs).
+export { openRemote, loadRegistriesConfig, dockerConfigCredentials, staticCredentials, type RegistriesConfig, type RemoteRepository } from './registry/index.js';
+export { buildLayer, buildImage, buildIndex, pushImage, type ImageSpec, type LayerSpec, type BuiltImage } from './builder.js';
