@@ -169,8 +169,11 @@ export function processesMentioning(needle: string): number[] {
   return out;
 }
 
+/** Slow machines (the TCG guest of scripts/vm-test sets 10) stretch every deadline by this factor. */
+export const TIME_SCALE = Number(process.env.PODRUN_TEST_TIME_SCALE) || 1;
+
 export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
+  const end = Date.now() + timeoutMs * TIME_SCALE;
   for (;;) {
     const v = fn();
     if (v) return v;

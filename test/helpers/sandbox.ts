@@ -174,7 +174,7 @@ export function isAlive(pid: number): boolean {
 }
 
 export async function waitGone(pid: number, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
+  const end = Date.now() + timeoutMs * (Number(process.env.PODRUN_TEST_TIME_SCALE) || 1);
   while (isAlive(pid)) {
     if (Date.now() > end) throw new Error(`process ${pid} still alive after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 10));
@@ -189,7 +189,7 @@ export function expectedCgroupVersion(): 1 | 2 | undefined {
 
 /** Poll `check` every 20 ms until it returns true (the VM runs 7-16x slower than the host). */
 export async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
+  const end = Date.now() + timeoutMs * (Number(process.env.PODRUN_TEST_TIME_SCALE) || 1);
   while (!check()) {
     if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms: ${check.toString()}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -20,7 +20,7 @@ let rt: PodRuntime | undefined;
 const keys: string[] = [];
 
 async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * (Number(process.env.PODRUN_TEST_TIME_SCALE) || 1);
   while (!fn()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
