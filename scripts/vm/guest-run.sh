@@ -40,8 +40,9 @@ counts=$(node -e '
   const fs = require("node:fs");
   try {
     const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
-    // A file that fails to load has no failed test but is a failure: count it.
-    const broken = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+    // A file that fails to load, or whose beforeAll/afterAll fails, has no failed test but is a
+    // failure: count it.
+    const broken = r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
     const skipped = r.numPendingTests + r.numTodoTests;
     console.log(`passed=${r.numPassedTests} failed=${r.numFailedTests + broken} skipped=${skipped}`);
   } catch (e) {

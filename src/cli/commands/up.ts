@@ -102,13 +102,17 @@ async function pullForSupervisor(ctx: CommandContext, refs: string[]): Promise<v
 async function detached(ctx: CommandContext, file: string, text: string, replace: boolean): Promise<{ code: number; pods: { name: string; namespace: string }[] }> {
   const g = ctx.global;
   const { ensureSupervisor, supervisorRequest: request } = await import('../../runtime/supervisor.js');
-  const sock = await ensureSupervisor({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig });
+  const paths = { root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig };
+  const sock = await ensureSupervisor(paths);
   const msg: UpTextRequest = { op: 'up-text', text, source: file, replace };
   let res = (await request(sock, msg, 300_000)) as unknown as UpTextAnswer;
   for (const w of res.warnings ?? []) ctx.events({ type: 'warning', message: w });
   if (res.needPull?.length) {
     await pullForSupervisor(ctx, res.needPull);
-    res = (await request(sock, { ...msg, pulled: res.needPull }, 300_000)) as unknown as UpTextAnswer;
+    // A supervisor with no pod exits when idle, and a pull can take longer than that: ask again
+    // through ensureSupervisor, which starts a new one when needed.
+    const again = await ensureSupervisor(paths);
+    res = (await request(again, { ...msg, pulled: res.needPull }, 300_000)) as unknown as UpTextAnswer;
   }
   let code = 0;
   const pods = res.pods ?? [];
