@@ -367,6 +367,8 @@ describe('exec and identity', () => {
     sb.cg.create(rel);
     const pause = await startPause({ cgroupProcs: sb.cg.procsFiles(rel) });
     sb.pidsToKill.push(pause.pid);
+    // the shim that forked the pause process leaves the cgroup a moment later
+    await eventually(() => sb.cg.pids(rel).length === 1);
     expect(sb.cg.pids(rel)).toEqual([pause.pid]);
     const ns = `/proc/${pause.pid}/ns/pid`;
     const a = sb.container('shared-a', ['sleep', '30'], { plan: { namespaces: { ...sb.container('tmp', ['true']).plan.namespaces, pid: ns } } });
