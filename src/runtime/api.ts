@@ -28,6 +28,9 @@ import { PodDriver, type ImageProvider, type ProcessResolver } from './driver.js
 import { createSandbox, teardownResources, type RuntimeContext } from './sandbox.js';
 import { podKey, podLogDir, podRunDir, supervisorSocket, type RuntimePaths } from './paths.js';
 import { isAlive, listPodKeys, readState, selfId, toJson, withPodLock, writeState, type ContainerRecord, type PodState } from './state.js';
+import { supervisorRequest as request } from './client.js';
+
+export { request };
 import { isSameProcess } from './shim.js';
 import { gcPods, type GcReport } from './gc.js';
 
@@ -628,38 +631,6 @@ export function notRunningReason(s: PodStatus): string | undefined {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** One JSON request over the supervisor's unix socket; resolves with its JSON answer. */
-export function request(socketPath: string, msg: object, timeoutMs = 60_000): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection(socketPath);
-    let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new PodrunError('ETIMEOUT', `Cannot talk to the supervisor at "${socketPath}": no answer after ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    sock.on('connect', () => sock.write(toJson(msg) + '\n'));
-    sock.on('data', (d) => {
-      buf += d.toString('utf8');
-      const i = buf.indexOf('\n');
-      if (i < 0) return;
-      clearTimeout(timer);
-      sock.end();
-      try {
-        const res = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
-        if (res.error) {
-          const e = res.error as { code?: string; message?: string; hint?: string };
-          reject(new PodrunError((e.code as never) ?? 'EINTERNAL', e.message ?? 'supervisor error', { hint: e.hint }));
-        } else resolve(res);
-      } catch (err) {
-        reject(err);
-      }
-    });
-    sock.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new PodrunError('ENOTFOUND', `Cannot talk to the supervisor at "${socketPath}": ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
-    });
-  });
-}
 
 export function supervisorSocketPath(p: RuntimePaths): string {
   return supervisorSocket(p);

@@ -25,6 +25,9 @@ import type { ImageService } from '../image/service.js';
 import type { PodRuntime, RuntimeOptions } from './api.js';
 import { supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
 import { acquireLock, fromJson, toJson } from './state.js';
+import { supervisorRequest } from './client.js';
+
+export { supervisorRequest };
 
 export interface SupervisorOptions extends RuntimeOptions {
   /** Exit after this long without running pods and requests (default env
@@ -218,42 +221,6 @@ async function upText(rt: PodRuntime, r: UpTextRequest, images: () => Promise<Im
 function errorJson(err: unknown): { code: string; message: string; hint?: string } {
   if (isPodrunError(err)) return { code: err.code, message: err.message, hint: err.hint };
   return { code: 'EINTERNAL', message: (err as Error)?.message ?? String(err) };
-}
-
-/**
- * One request to the supervisor: a JSON line out, a JSON line back; an {error} answer is thrown
- * as the PodrunError it was. Same protocol as api.ts's request(), kept here so that `podrun up -d`
- * does not load the runtime (api.ts and everything below it) just to talk to the socket.
- */
-export function supervisorRequest(socketPath: string, msg: object, timeoutMs = 60_000): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const conn = net.createConnection(socketPath);
-    let buf = '';
-    const timer = setTimeout(() => {
-      conn.destroy();
-      reject(new PodrunError('ETIMEOUT', `Cannot talk to the supervisor at "${socketPath}": no answer after ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    conn.on('connect', () => conn.write(toJson(msg) + '\n'));
-    conn.on('data', (d) => {
-      buf += d.toString('utf8');
-      const i = buf.indexOf('\n');
-      if (i < 0) return;
-      clearTimeout(timer);
-      conn.end();
-      try {
-        const res = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
-        if (!res.error) return resolve(res);
-        const e = res.error as { code?: string; message?: string; hint?: string };
-        reject(new PodrunError((e.code as never) ?? 'EINTERNAL', e.message ?? 'supervisor error', { hint: e.hint }));
-      } catch (err) {
-        reject(err);
-      }
-    });
-    conn.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new PodrunError('ENOTFOUND', `Cannot talk to the supervisor at "${socketPath}": ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
-    });
-  });
 }
 
 /** bin/podrun of this installation (works from dist/ and from src/). */
