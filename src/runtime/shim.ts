@@ -34,6 +34,8 @@ import { fileURLToPath } from 'node:url';
 import { PodrunError, errnoName, nodeErrCode, strerror } from '../util/errors.js';
 import { trace, type EventSink } from '../util/events.js';
 import type { CgroupMountPlan } from '../linux/cgroups.js';
+import { processStartTime } from '../linux/proc.js';
+import { DEFAULT_CAPABILITIES as CONTAINERD_DEFAULT_CAPABILITIES } from '../spec/capabilities.js';
 
 // ---------------------------------------------------------------------------------------------
 // Plan types
@@ -141,23 +143,8 @@ export const DEFAULT_MASKED_PATHS = [
 ];
 export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-/** containerd's default capability set. */
-export const DEFAULT_CAPABILITIES = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
+/** containerd's default capability set (one list, kept in src/spec/capabilities.ts). */
+export const DEFAULT_CAPABILITIES: string[] = [...CONTAINERD_DEFAULT_CAPABILITIES];
 
 /** Capability numbers (linux/capability.h). */
 export const CAPABILITIES: Record<string, number> = {
@@ -543,20 +530,7 @@ export async function waitExitStatus(stateDir: string, timeoutMs = 30_000): Prom
   }
 }
 
-/** Field 22 of /proc/PID/stat (start time in clock ticks since boot); undefined when gone. */
-export function processStartTime(pid: number): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // comm (field 2) may contain spaces and parentheses: split after the last ")".
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); field 22 is rest[19]
-  const v = Number(rest[19]);
-  return Number.isFinite(v) ? v : undefined;
-}
+export { processStartTime };
 
 /** True when `pid` is alive and is the process that had `startTime` (not a reused pid).
  * A zombie counts as gone. */

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { PodrunError, nodeErrCode } from '../util/errors.js';
 import type { ManifestSet, PodPlan } from '../spec/plan.js';
 import { lockFile, podRunDir, podsDir, stateFile, type RuntimePaths } from './paths.js';
+import { processStartTime } from '../linux/proc.js';
 
 /** A process identified by pid and its /proc start time (clock ticks since boot). */
 export interface ProcessId {
@@ -174,19 +175,7 @@ export function listPodKeys(p: RuntimePaths): string[] {
 
 // ---- processes by pid + start time ----
 
-/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined if gone. */
-export function procStartTime(pid: number): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // comm may contain spaces and parentheses: fields start after the last ')'
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const v = Number(rest[19]);
-  return Number.isFinite(v) ? v : undefined;
-}
+export { processStartTime as procStartTime };
 
 /** True when `id` still names the same live (non-zombie) process. */
 export function isAlive(id: ProcessId | undefined): boolean {
@@ -203,7 +192,7 @@ export function isAlive(id: ProcessId | undefined): boolean {
 }
 
 export function selfId(): ProcessId {
-  return { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
+  return { pid: process.pid, startTime: processStartTime(process.pid) ?? 0 };
 }
 
 // ---- the per-pod lock ----
