@@ -1,12 +1,14 @@
 /**
- * Registry credentials from Docker's config.json ($DOCKER_CONFIG/config.json, else ~/.docker/config.json):
+ * Registry credentials from Docker's config.json ($DOCKER_CONFIG/config.json, else ~/.docker/config.json),
+ * chosen as the docker CLI does: `credHelpers["<host>"]` wins, else `credsStore`, else
  * `auths: { "<host>": { auth: base64("user:pass") } | { username, password } }`.
- * Credential helpers (credsStore / credHelpers) are not run.
+ * A helper is the program docker-credential-<name> on PATH (see cred-helper.ts).
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PodrunError, nodeErrCode } from '../../util/errors.js';
+import { runCredentialHelper, type CredHelperOptions } from './cred-helper.js';
 
 export interface Credentials {
   username: string;
@@ -21,7 +23,7 @@ export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(dir, 'config.json');
 }
 
-function keyHost(key: string): string {
+export function keyHost(key: string): string {
   // Keys are "host", "host:port", "https://host/v1/", "http://host:port".
   let k = key.trim();
   const scheme = k.indexOf('://');
@@ -32,14 +34,49 @@ function keyHost(key: string): string {
   return k === 'index.docker.io' || k === 'registry-1.docker.io' ? 'docker.io' : k;
 }
 
-/** Parse config.json text into host → credentials. */
-export function parseDockerConfig(text: string, source: string): Map<string, Credentials> {
+/** What podrun reads from a Docker config.json; hosts normalised ("docker.io", "host:port"). */
+export interface DockerConfig {
+  /** `auths`: host → credentials. */
+  auths: Map<string, Credentials>;
+  /** `credsStore`: the helper for every host without a credHelpers entry. */
+  credsStore?: string;
+  /** `credHelpers`: host → helper name. */
+  credHelpers: Map<string, string>;
+}
+
+/** Parse config.json text: auths, credsStore and credHelpers. */
+export function parseDockerConfigFile(text: string, source: string): DockerConfig {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
     throw new PodrunError('ECONFIG', `Cannot parse Docker config "${source}": ${(err as Error).message}`, { cause: err });
   }
+  const d = (doc && typeof doc === 'object' ? doc : {}) as { credsStore?: unknown; credHelpers?: unknown };
+  let credsStore: string | undefined;
+  if (d.credsStore !== undefined && d.credsStore !== '') {
+    if (typeof d.credsStore !== 'string') throw new PodrunError('ECONFIG', `Cannot parse Docker config "${source}": credsStore is not a string`);
+    credsStore = d.credsStore;
+  }
+  const credHelpers = new Map<string, string>();
+  if (d.credHelpers !== undefined) {
+    if (!d.credHelpers || typeof d.credHelpers !== 'object' || Array.isArray(d.credHelpers)) {
+      throw new PodrunError('ECONFIG', `Cannot parse Docker config "${source}": credHelpers is not an object`);
+    }
+    for (const [key, value] of Object.entries(d.credHelpers as Record<string, unknown>)) {
+      if (typeof value !== 'string') throw new PodrunError('ECONFIG', `Cannot parse Docker config "${source}": credHelpers."${key}" is not a string`);
+      if (value !== '') credHelpers.set(keyHost(key), value);
+    }
+  }
+  return { auths: parseAuths(doc, source), credsStore, credHelpers };
+}
+
+/** Parse config.json text into host → credentials (`auths` only). */
+export function parseDockerConfig(text: string, source: string): Map<string, Credentials> {
+  return parseDockerConfigFile(text, source).auths;
+}
+
+function parseAuths(doc: unknown, source: string): Map<string, Credentials> {
   const out = new Map<string, Credentials>();
   const auths = (doc as { auths?: unknown })?.auths;
   if (!auths || typeof auths !== 'object') return out;
@@ -62,15 +99,44 @@ export function parseDockerConfig(text: string, source: string): Map<string, Cre
   return out;
 }
 
-/** Credentials from the Docker config file; a missing file means none. Read once per call. */
-export function dockerConfigCredentials(path: string = dockerConfigPath()): CredentialLookup {
-  let map = new Map<string, Credentials>();
+export interface DockerCredentialsOptions extends CredHelperOptions {
+  /** Runs a helper (tests); default: runCredentialHelper. */
+  runHelper?: (name: string, host: string, opts: CredHelperOptions) => Credentials | undefined;
+}
+
+/** The helper the docker CLI would ask for `host`: credHelpers[host], else credsStore, else none. */
+export function helperFor(config: DockerConfig, host: string): string | undefined {
+  return config.credHelpers.get(keyHost(host)) ?? config.credsStore;
+}
+
+/**
+ * Credentials for `host` from a parsed config: a configured helper decides alone (its "not found"
+ * means anonymous, as in the docker CLI); without one, `auths`.
+ */
+export function lookupDockerCredentials(config: DockerConfig, host: string, opts: DockerCredentialsOptions = {}): Credentials | undefined {
+  const helper = helperFor(config, host);
+  if (helper === undefined) return config.auths.get(keyHost(host));
+  const run = opts.runHelper ?? runCredentialHelper;
+  return run(helper, keyHost(host), { timeoutMs: opts.timeoutMs, env: opts.env });
+}
+
+/**
+ * Credentials from the Docker config file; a missing file means none. The file is read once per
+ * call; each host's helper runs at most once per returned lookup.
+ */
+export function dockerConfigCredentials(path: string = dockerConfigPath(), opts: DockerCredentialsOptions = {}): CredentialLookup {
+  let config: DockerConfig = { auths: new Map(), credHelpers: new Map() };
   try {
-    map = parseDockerConfig(readFileSync(path, 'utf8'), path);
+    config = parseDockerConfigFile(readFileSync(path, 'utf8'), path);
   } catch (err) {
     if (nodeErrCode(err) !== 'ENOENT') throw err;
   }
-  return (host) => map.get(keyHost(host));
+  const asked = new Map<string, Credentials | undefined>();
+  return (host) => {
+    const key = keyHost(host);
+    if (!asked.has(key)) asked.set(key, lookupDockerCredentials(config, key, opts));
+    return asked.get(key);
+  };
 }
 
 /** Static credentials (tests, the API). */
