@@ -81,19 +81,44 @@ static void mount_rootfs(struct plan *p)
 /* Bind sources are cloned (open_tree, a detached copy of the mount) before pivot_root and
  * attached with move_mount afterwards, so targets resolve inside the new root and a symlink in
  * the image cannot point outside. (A plain O_PATH fd would not do: its mount is detached with
- * the old root, and binding from a detached mount fails with EINVAL.) */
+ * the old root, and binding from a detached mount fails with EINVAL.) A subPath source is
+ * cloned from the fd that open_subpath() walked to, never by path. */
+static int clone_tree(int dirfd, const char *path, int recursive, const char *what)
+{
+	int flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0) | (*path ? 0 : AT_EMPTY_PATH);
+	int fd = (int)syscall(SYS_open_tree, dirfd, path, flags);
+	if (fd < 0)
+		fail("open_tree", what);
+	return fd;
+}
+
 static int open_source(const char *path, int recursive)
 {
-	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
-	if (fd < 0)
-		fail("open_tree", path);
-	return fd;
+	return clone_tree(AT_FDCWD, path, recursive, path);
+}
+
+static int open_bind_source(const struct bind_mount *b)
+{
+	if (!b->sub)
+		return open_source(b->src, b->rec);
+	int fd = open_subpath(b);
+	int tree = clone_tree(fd, "", b->rec, b->src);
+	close(fd);
+	return tree;
 }
 
 static void attach(int tree_fd, const char *dst, const char *step)
 {
 	if (syscall(SYS_move_mount, tree_fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		fail(step, dst);
+	close(tree_fd);
+}
+
+/* Attach onto a target already resolved inside the root (an O_PATH fd): nothing re-walks the path. */
+static void attach_at(int tree_fd, int target_fd, const char *dst)
+{
+	if (syscall(SYS_move_mount, tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail("bind", dst);
 	close(tree_fd);
 }
 
@@ -187,35 +212,32 @@ static void mount_proc_sys(struct plan *p)
 	mount_cgroupfs(p);
 }
 
-/* Make the target of a bind: a directory for a directory source, else an empty file. */
-static void make_target(const char *dst, int src_fd)
+/* The target of a bind, resolved (and made when missing: a directory for a directory source,
+ * else an empty file) inside the container's root; see resolve.c. */
+static int bind_target(const char *dst, int src_fd)
 {
 	struct stat st;
 	if (fstat(src_fd, &st) < 0)
 		fail("stat-bind-source", dst);
-	if (S_ISDIR(st.st_mode)) {
-		mkdir_p(dst, 0755);
-		return;
-	}
-	char parent[4096];
-	snprintf(parent, sizeof parent, "%s", dst);
-	char *slash = strrchr(parent, '/');
-	if (slash && slash != parent) {
-		*slash = 0;
-		mkdir_p(parent, 0755);
-	}
-	int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0 && errno != EISDIR)
-		fail("create-bind-target", dst);
-	if (fd >= 0)
-		close(fd);
+	return open_target(dst, S_ISDIR(st.st_mode));
+}
+
+/* Read-only without mount_setattr (kernels before 5.12): remount the top mount, reached through
+ * a fresh in-root resolution of the target. */
+static void remount_ro(const char *dst)
+{
+	int fd = open_target(dst, 1);
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	do_mount(NULL, proc, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, "bind-remount-ro");
+	close(fd);
 }
 
 static void bind_mounts(struct plan *p, int *fds)
 {
 	for (int i = 0; i < p->n_binds; i++) {
 		struct bind_mount *b = &p->binds[i];
-		make_target(b->dst, fds[i]);
+		int target = bind_target(b->dst, fds[i]);
 		/* read-only for the whole cloned tree (submounts too) before it becomes visible;
 		 * kernels before 5.12 lack mount_setattr: remount the top mount instead */
 		int ro_done = 0;
@@ -226,9 +248,10 @@ static void bind_mounts(struct plan *p, int *fds)
 			else if (errno != ENOSYS)
 				fail("mount_setattr-ro", b->dst);
 		}
-		attach(fds[i], b->dst, "bind");
+		attach_at(fds[i], target, b->dst);
+		close(target);
 		if (b->ro && !ro_done)
-			do_mount(NULL, b->dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, "bind-remount-ro");
+			remount_ro(b->dst);
 		report_step("bind", b->dst);
 	}
 }
@@ -295,7 +318,7 @@ void container_init(struct plan *p)
 	int shm_fd = p->shm ? open_source(p->shm, 0) : -1;
 	int *fds = xcalloc((size_t)p->n_binds + 1, sizeof(int));
 	for (int i = 0; i < p->n_binds; i++)
-		fds[i] = open_source(p->binds[i].src, p->binds[i].rec);
+		fds[i] = open_bind_source(&p->binds[i]);
 	pivot(p->rootfs_target);
 
 	mount_proc_sys(p);

@@ -106,6 +106,12 @@ static int apply(struct plan *p, char **t, int n)
 		b->dst = a[1];
 		b->ro = strcmp(a[2], "ro") == 0;
 		b->rec = strcmp(a[3], "rec") == 0;
+		if (na >= 7) { /* SUBPATH MODE|- VOLUME */
+			b->sub = a[4];
+			b->sub_create = strcmp(a[5], "-") != 0;
+			b->sub_mode = b->sub_create ? (mode_t)strtoul(a[5], NULL, 8) : 0;
+			b->label = a[6];
+		}
 		return 0;
 	}
 	if (IS("mask")) {

@@ -17,7 +17,9 @@
 #define STATUS_FD 3
 #define EXIT_SHIM_FAILED 125
 
-struct bind_mount { char *src, *dst; int ro, rec; };
+/* sub: a subPath below src (the volume's root), opened without following symlinks (resolve.c);
+ * sub_create: make missing directories with sub_mode; label: the volume's name for messages. */
+struct bind_mount { char *src, *dst; int ro, rec; char *sub, *label; int sub_create; mode_t sub_mode; };
 struct v1_hier { char *dir, *opts; };
 struct kv { char *name, *value; };
 struct rlim { int resource; long long soft, hard; };
@@ -77,6 +79,11 @@ __attribute__((noreturn)) void exec_process(struct plan *p);
  * goes to the parent over a unix socket (SCM_RIGHTS). Returns the slave. */
 int container_pty(int sock, uid_t uid);
 int receive_master(int sock);
+
+/* resolve.c: a subPath source opened from its volume's root without following symlinks, and a
+ * mount target opened (created if missing) inside the current root; both return O_PATH fds */
+int open_subpath(const struct bind_mount *b);
+int open_target(const char *path, int dir);
 
 /* container.c: the container init in run mode (after fork) */
 __attribute__((noreturn)) void container_init(struct plan *p);

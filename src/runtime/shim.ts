@@ -77,13 +77,28 @@ export interface ShimProcess {
 }
 
 export interface ShimBindMount {
-  /** Host path, subPath already applied. */
+  /** Host path; with `subPath`, the volume's root directory (opened by path: it is trusted). */
   source: string;
-  /** Absolute path inside the container (resolved inside the container's root by the shim). */
+  /** Absolute path inside the container, resolved by the shim inside the container's root
+   * (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS; created when missing). */
   target: string;
   readOnly: boolean;
   /** MS_REC, default true. */
   recursive?: boolean;
+  /** A volumeMount's subPath, checked by TypeScript (relative, no ".."; symlinks that stay in
+   * the volume already resolved): the shim opens it from `source` one component at a time with
+   * O_NOFOLLOW and binds the opened fd, so a component swapped for a symlink after the check
+   * fails the start (step "subpath-symlink", ELOOP) instead of mounting what it points to. */
+  subPath?: ShimSubPath;
+}
+
+export interface ShimSubPath {
+  /** Relative to the volume root, "/"-separated, no "." or ".." components, never empty. */
+  path: string;
+  /** Missing directories are created with this mode (kubelet: the volume root's mode); null: fail instead. */
+  createMode: number | null;
+  /** The volume's name, for the error a user reads. */
+  volume: string;
 }
 
 export interface ShimRootfs {
@@ -322,7 +337,10 @@ export function serializePlan(plan: ShimPlan): string {
   if (plan.hostname !== undefined) s += line('hostname', plan.hostname);
   if (plan.shmSource) s += line('shm', plan.shmSource);
   if (plan.sysReadWrite) s += line('sys.rw', 1);
-  for (const m of plan.mounts) s += line('bind', m.source, m.target, m.readOnly ? 'ro' : 'rw', m.recursive === false ? 'norec' : 'rec');
+  for (const m of plan.mounts) {
+    const sub = m.subPath ? [m.subPath.path, m.subPath.createMode === null ? '-' : m.subPath.createMode.toString(8), m.subPath.volume] : [];
+    s += line('bind', m.source, m.target, m.readOnly ? 'ro' : 'rw', m.recursive === false ? 'norec' : 'rec', ...sub);
+  }
   for (const p of plan.maskedPaths) s += line('mask', p);
   for (const p of plan.readonlyPaths) s += line('readonly', p);
   for (const x of plan.sysctls) s += line('sysctl', x.name, x.value);
