@@ -583,6 +583,10 @@ export interface ExecPlan {
 export interface ExecOptions {
   /** 'capture' (probes, execSync): stdout/stderr collected; 'inherit' (CLI): this process's stdio. */
   stdio: 'capture' | 'inherit';
+  /** Inherit mode: 'inherit' passes this process's stdin (exec -i); 'null' gives the command
+   *  /dev/null (with a terminal: a terminal whose input is at end of file), so the caller's stdin
+   *  is never read. Default 'inherit'. */
+  stdin?: 'inherit' | 'null';
   /** Bytes written to the command's stdin (capture mode). */
   input?: string | Buffer;
   /** Kill the exec after this long (capture mode); the result has timedOut = true. */
@@ -625,7 +629,7 @@ export async function execInContainer(plan: ExecPlan, opts: ExecOptions): Promis
     trace(opts.sink, 'shim', 'spawn', `${bin} exec ${planFile}`);
     const capture = opts.stdio === 'capture';
     const child = spawn(bin, ['exec', planFile], {
-      stdio: capture ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['inherit', 'inherit', 'inherit', 'pipe'],
+      stdio: capture ? ['pipe', 'pipe', 'pipe', 'pipe'] : [opts.stdin === 'null' ? 'ignore' : 'inherit', 'inherit', 'inherit', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
