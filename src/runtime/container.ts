@@ -145,41 +145,78 @@ export function opaqueVia(sys: { lgetxattr(path: string, name: string): Buffer |
   };
 }
 
+/** A subPath as TypeScript checked it: what the shim opens without following symlinks. */
+export interface SubPathCheck {
+  /** The volume's root, symlinks of its own path resolved (a trusted host directory). */
+  root: string;
+  /** Relative to `root`, no "." / ".." / empty components, symlinks inside the volume already
+   * resolved; "" when the subPath is the root itself. Components that do not exist yet are
+   * created by the shim (mkdirat in the directory it opened, never through a path). */
+  path: string;
+  /** Mode of the directories the shim creates: the volume root's mode, as kubelet does. */
+  createMode: number;
+}
+
 /**
- * Resolves `sub` inside the volume directory `root` without ever leaving it: each component is
- * looked at with lstat; a symlink is followed only when its target stays inside the volume;
- * missing components are created as directories (as kubelet does for subPath).
+ * Checks `sub` against the volume directory `root` as kubelet does before it mounts a subPath:
+ * relative without ".."; each existing component lstat'ed; a symlink is accepted only when its
+ * target stays inside the volume (and is replaced by that target); a missing component ends the
+ * walk (the shim creates the rest). Creates nothing. The check alone is racy (a container sharing
+ * the volume can swap a directory for a symlink afterwards): the shim re-walks `path` from the
+ * root with O_NOFOLLOW and refuses any symlink it meets (native-shims/src/resolve.c).
+ */
+export function checkSubPath(volume: string, root: string, sub: string): SubPathCheck {
+  const refuse = (code: 'EINVAL_SPEC' | 'EHOSTILE', why: string) => new PodrunError(code, `Cannot use subPath "${sub}" of volume "${volume}": ${why}`);
+  if (path.isAbsolute(sub) || sub.split('/').includes('..')) throw refuse('EINVAL_SPEC', 'it must be relative without ".."');
+  const base = fs.realpathSync(root);
+  const rootStat = fs.statSync(base);
+  if (!rootStat.isDirectory()) throw refuse('EINVAL_SPEC', `the volume "${base}" is not a directory`);
+  const inside = (p: string) => p === base || p.startsWith(base + path.sep);
+  const parts = sub.split('/').filter((x) => x && x !== '.');
+  let cur = base;
+  let missing: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const next = path.join(cur, parts[i]);
+    const st = lstatOrUndefined(next);
+    if (!st) {
+      missing = parts.slice(i);
+      break;
+    }
+    if (st.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = fs.realpathSync(next);
+      } catch (err) {
+        throw refuse('EHOSTILE', `"${parts[i]}" is a symlink that does not resolve (${nodeErrCode(err) ?? String(err)})`);
+      }
+      if (!inside(target)) throw refuse('EHOSTILE', `"${parts[i]}" is a symlink that leaves the volume`);
+      cur = target;
+    } else cur = next;
+    if (i < parts.length - 1 && !fs.statSync(cur).isDirectory()) throw refuse('EINVAL_SPEC', `"${parts[i]}" is not a directory`);
+  }
+  const rel = [path.relative(base, cur), ...missing].filter(Boolean).join('/');
+  return { root: base, path: rel, createMode: rootStat.mode & 0o7777 };
+}
+
+/**
+ * The host path of a subPath, missing directories created through paths. Not used to start
+ * containers (that is checkSubPath + the shim, which does not follow a swapped symlink); kept
+ * for callers that want a host path and trust the volume.
  */
 export function resolveSubPath(volume: string, root: string, sub: string): string {
   if (!sub) return root;
-  if (path.isAbsolute(sub) || sub.split('/').includes('..')) {
-    throw new PodrunError('EINVAL_SPEC', `Cannot use subPath "${sub}" of volume "${volume}": it must be relative without ".."`);
-  }
-  const base = fs.realpathSync(root);
-  const inside = (p: string) => p === base || p.startsWith(base + path.sep);
-  let cur = base;
-  for (const part of sub.split('/').filter((x) => x && x !== '.')) {
-    const next = path.join(cur, part);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(next);
-    } catch (err) {
-      if (nodeErrCode(err) !== 'ENOENT') throw err;
-    }
-    if (!st) {
-      fs.mkdirSync(next, { mode: 0o777 });
-      cur = next;
-      continue;
-    }
-    if (st.isSymbolicLink()) {
-      const target = fs.realpathSync(next);
-      if (!inside(target)) {
-        throw new PodrunError('EHOSTILE', `Cannot use subPath "${sub}" of volume "${volume}": "${part}" is a symlink that leaves the volume`);
-      }
-      cur = target;
-    } else cur = next;
-  }
-  return cur;
+  const c = checkSubPath(volume, root, sub);
+  const p = path.join(c.root, c.path);
+  fs.mkdirSync(p, { recursive: true, mode: c.createMode });
+  return p;
+}
+
+/** The bind mount of a volume, with its subPath checked for the shim (see checkSubPath). */
+export function volumeBind(volume: string, root: string, sub: string, target: string, readOnly: boolean): ShimBindMount {
+  if (!sub) return { source: root, target, readOnly, recursive: true };
+  const c = checkSubPath(volume, root, sub);
+  if (!c.path) return { source: c.root, target, readOnly, recursive: true };
+  return { source: c.root, target, readOnly, recursive: true, subPath: { path: c.path, createMode: c.createMode, volume } };
 }
 
 /** The bind mounts of a container: /etc files of the pod, then its volumeMounts in order. */
@@ -197,7 +234,7 @@ export function containerMounts(ctx: RuntimeContext, st: PodState, c: ContainerP
     }
     const root = volumeSource(ctx.paths, st, v);
     const projected = v.kind === 'configMap' || v.kind === 'secret' || v.kind === 'downwardAPI';
-    mounts.push({ source: resolveSubPath(m.name, root, m.subPath), target: m.mountPath, readOnly: m.readOnly || projected, recursive: true });
+    mounts.push(volumeBind(m.name, root, m.subPath, m.mountPath, m.readOnly || projected));
   }
   return mounts;
 }
