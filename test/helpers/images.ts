@@ -190,3 +190,15 @@ export async function seedFixtures(registryHost: string, opts: PushOptions = {})
   };
   return { ...refs, digests };
 }
+
+/**
+ * busybox plus one layer of symlinks, each `[pathInImage, target]` (e.g. ['data', '/etc']):
+ * an image that points its mount targets somewhere else, for mount-target confinement tests.
+ */
+export async function busyboxWithSymlinks(links: [string, string][]): Promise<BuiltImage> {
+  const base = busyboxImageSpec(HOST_BUSYBOX);
+  return buildImage({
+    ...base,
+    layers: [...base.layers, { createdBy: 'test: symlinks', entries: links.map(([p, target]) => ({ type: 'symlink' as const, path: p, target })) }],
+  });
+}
