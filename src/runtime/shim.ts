@@ -616,6 +616,14 @@ export function serializeExecPlan(p: ExecPlan): string {
  * Run a command inside a running container (`podrun-shim exec`): joins the init's namespaces
  * and cgroup, sets user, groups, capabilities, no_new_privs, env and cwd, and execs. Resolves
  * with the command's status; a failed shim step rejects with ShimError.
+ *
+ * Without a terminal the shim runs in a session of its own, and a terminal among this process's
+ * stdio is relayed through a pipe rather than handed over: a command in the container never
+ * holds the caller's terminal (no /dev/tty, no TIOCSTI into the caller's shell). In inherit mode
+ * SIGINT, SIGTERM, SIGHUP and SIGQUIT received meanwhile are passed on to the shim, which passes
+ * them to the command. With a terminal the shim stays in the caller's session: it puts the
+ * caller's terminal in raw mode, copies its window size, follows SIGWINCH, and gives the command
+ * a pty of the container's own /dev/pts.
  */
 export async function execInContainer(plan: ExecPlan, opts: ExecOptions): Promise<ExecResult> {
   if (!isSameProcess(plan.pid, plan.startTime)) {
@@ -625,12 +633,25 @@ export async function execInContainer(plan: ExecPlan, opts: ExecOptions): Promis
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-exec-'));
   const planFile = path.join(dir, 'plan');
   fs.writeFileSync(planFile, serializeExecPlan(plan), { mode: 0o600 });
+  const forwarded: [NodeJS.Signals, () => void][] = [];
+  let relayIn = false;
   try {
     trace(opts.sink, 'shim', 'spawn', `${bin} exec ${planFile}`);
     const capture = opts.stdio === 'capture';
-    const child = spawn(bin, ['exec', planFile], {
-      stdio: capture ? ['pipe', 'pipe', 'pipe', 'pipe'] : [opts.stdin === 'null' ? 'ignore' : 'inherit', 'inherit', 'inherit', 'pipe'],
-    });
+    const passIn = opts.stdin !== 'null';
+    let stdio: ('pipe' | 'inherit' | 'ignore')[];
+    if (capture) stdio = ['pipe', 'pipe', 'pipe', 'pipe'];
+    else if (plan.terminal) stdio = [passIn ? 'inherit' : 'ignore', 'inherit', 'inherit', 'pipe'];
+    else {
+      relayIn = passIn && process.stdin.isTTY === true;
+      stdio = [
+        !passIn ? 'ignore' : relayIn ? 'pipe' : 'inherit',
+        process.stdout.isTTY ? 'pipe' : 'inherit',
+        process.stderr.isTTY ? 'pipe' : 'inherit',
+        'pipe',
+      ];
+    }
+    const child = spawn(bin, ['exec', planFile], { stdio, detached: !plan.terminal });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     if (capture) {
@@ -638,6 +659,24 @@ export async function execInContainer(plan: ExecPlan, opts: ExecOptions): Promis
       child.stderr!.on('data', (b: Buffer) => err.push(b));
       child.stdin!.on('error', () => {});
       child.stdin!.end(opts.input ?? '');
+    } else if (!plan.terminal) {
+      child.stdout?.pipe(process.stdout, { end: false });
+      child.stderr?.pipe(process.stderr, { end: false });
+      if (relayIn) {
+        child.stdin!.on('error', () => {});
+        process.stdin.pipe(child.stdin!);
+      }
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) {
+        const fwd = () => {
+          try {
+            child.kill(sig);
+          } catch {
+            /* already gone */
+          }
+        };
+        process.on(sig, fwd);
+        forwarded.push([sig, fwd]);
+      }
     }
     let failed: ShimStepError | undefined;
     const statusDone = readLines(child.stdio[3] as NodeJS.ReadableStream, (l) => {
@@ -663,6 +702,11 @@ export async function execInContainer(plan: ExecPlan, opts: ExecOptions): Promis
     const exitCode = code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0);
     return { exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut };
   } finally {
+    for (const [sig, fwd] of forwarded) process.off(sig, fwd);
+    if (relayIn) {
+      process.stdin.unpipe();
+      process.stdin.pause();
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

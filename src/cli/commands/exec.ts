@@ -8,8 +8,17 @@ const command: Command = {
   summary: 'Run a command in a running container of a pod',
   usage: 'podrun exec [-i] [-t] POD [-c CONTAINER] -- CMD…',
   description: `Joins the container's namespaces and cgroup, takes its user, groups, capabilities,
-environment and working directory, and runs CMD. -t allocates a terminal; -i keeps stdin
-open (stdin is always passed through). The exit status is the command's.`,
+environment and working directory, and runs CMD. The exit status is the command's.
+
+  -i, --interactive  pass podrun's stdin to CMD. Without -i, CMD's stdin is /dev/null and podrun
+                     never reads its own stdin (a pipe or file given to podrun stays unread).
+  -t, --tty          give CMD a terminal (a pty of the container's /dev/pts) as stdin, stdout and
+                     stderr; its output arrives on podrun's stdout. With -i and a terminal on
+                     podrun's stdin, that terminal is put in raw mode, its window size is copied
+                     and follows SIGWINCH. Without -i the pty gets no input (reads see end of
+                     file) and keeps its default size. As podman does, -t also works when
+                     podrun's stdin is not a terminal (no warning): -i then feeds the pipe into
+                     the pty, which echoes it. Use -i alone to feed data to a command.`,
   passthrough: true,
   options: {
     interactive: { type: 'boolean', short: 'i' },
@@ -33,7 +42,7 @@ open (stdin is always passed through). The exit status is the command's.`,
     }
     const r = await execInContainer(
       { pid: rec.init.pid, startTime: rec.init.startTime, cgroupProcs: rt.ctx.cgroups.procsFiles(rec.cgroupRel), process: { ...rec.process, args: rest }, terminal: Boolean(values.tty) },
-      { stdio: 'inherit', sink: ctx.events },
+      { stdio: 'inherit', stdin: values.interactive ? 'inherit' : 'null', sink: ctx.events },
     );
     return r.exitCode;
   },
