@@ -202,3 +202,9 @@ export async function busyboxWithSymlinks(links: [string, string][]): Promise<Bu
     layers: [...base.layers, { createdBy: 'test: symlinks', entries: links.map(([p, target]) => ({ type: 'symlink' as const, path: p, target })) }],
   });
 }
+
+/** busybox whose image config sets StopSignal (e.g. "SIGUSR1", "USR1", "10"): for stop-signal tests. */
+export async function busyboxWithStopSignal(stopSignal: string): Promise<BuiltImage> {
+  const base = busyboxImageSpec(HOST_BUSYBOX);
+  return buildImage({ ...base, config: { ...base.config, StopSignal: stopSignal } });
+}
