@@ -76,6 +76,7 @@ describe('STOPSIGNAL', () => {
     const t0 = Date.now();
     const r = e.podrun(['down', pod]);
     const ms = Date.now() - t0;
+    if (process.env.PODRUN_TEST_TIMING) console.log(`down with STOPSIGNAL: ${ms} ms`);
     expect(r.status, r.stderr).toBe(0);
     expect(ms).toBeLessThan(10_000 * TIME_SCALE); // the grace period is 30 s
     expect(fs.readFileSync(path.join(marks, 'byname'), 'utf8')).toMatch(/^\d+ USR1\n$/);
@@ -88,6 +89,7 @@ describe('STOPSIGNAL', () => {
     const t0 = Date.now();
     const r = e.podrun(['down', pod]);
     const ms = Date.now() - t0;
+    if (process.env.PODRUN_TEST_TIMING) console.log(`down without STOPSIGNAL (grace 2 s): ${ms} ms`);
     expect(r.status, r.stderr).toBe(0);
     expect(ms).toBeGreaterThanOrEqual(1900);
     expect(fs.existsSync(path.join(marks, 'plain'))).toBe(false);
