@@ -168,7 +168,12 @@ export interface SubPathCheck {
 export function checkSubPath(volume: string, root: string, sub: string): SubPathCheck {
   const refuse = (code: 'EINVAL_SPEC' | 'EHOSTILE', why: string) => new PodrunError(code, `Cannot use subPath "${sub}" of volume "${volume}": ${why}`);
   if (path.isAbsolute(sub) || sub.split('/').includes('..')) throw refuse('EINVAL_SPEC', 'it must be relative without ".."');
-  const base = fs.realpathSync(root);
+  let base: string;
+  try {
+    base = fs.realpathSync(root);
+  } catch (err) {
+    throw new PodrunError('EINVAL_SPEC', `Cannot use subPath "${sub}" of volume "${volume}": the volume "${root}" cannot be opened (${nodeErrCode(err) ?? String(err)})`, { cause: err });
+  }
   const rootStat = fs.statSync(base);
   if (!rootStat.isDirectory()) throw refuse('EINVAL_SPEC', `the volume "${base}" is not a directory`);
   const inside = (p: string) => p === base || p.startsWith(base + path.sep);

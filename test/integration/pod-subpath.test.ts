@@ -20,6 +20,7 @@ import { parseManifests } from '../../src/spec/parse.js';
 import { PodRuntime } from '../../src/runtime/api.js';
 import { readLogs } from '../../src/runtime/logs.js';
 import { checkSubPath, volumeBind } from '../../src/runtime/container.js';
+import { serializePlan } from '../../src/runtime/shim.js';
 import { pushImage } from '../../src/image/builder.js';
 import { mountsUnder } from '../../src/linux/mounts.js';
 import { cgroupDirs, mountsBelow, randomName, startPodEnv, type PodEnv } from '../helpers/pod.js';
@@ -130,6 +131,27 @@ spec:
       expect(lines).toEqual([]);
       expect(fs.existsSync(`/${escape}`) || fs.existsSync(`/tmp/${escape}`)).toBe(false);
     }
+  });
+
+  it('mounts one key of a configMap with subPath (read-only file)', async () => {
+    const { lines } = await runToEnd(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {app.conf: "mode=cm", other: "x"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ${randomName()}}
+spec:
+  restartPolicy: Never
+  volumes: [{name: c, configMap: {name: cfg}}]
+  containers:
+  - name: main
+    image: ${e.busybox}
+    command: [sh, -c, "cat /etc/app.conf; echo; ls /etc | grep -c other; (echo x > /etc/app.conf) 2>&1 | grep -o 'Read-only file system'"]
+    volumeMounts: [{name: c, mountPath: /etc/app.conf, subPath: app.conf}]
+`);
+    expect(lines).toEqual(['mode=cm', '0', 'Read-only file system']);
   });
 
   it('mounts a subPath through a symlink that stays inside the volume', async () => {
@@ -266,3 +288,49 @@ function swapForLink(dir: string, target: string): void {
   fs.renameSync(dir, `${dir}.moved`);
   fs.symlinkSync(target, dir);
 }
+
+describe('what TypeScript decides (checkSubPath, the plan line)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(e.dir, 'check-'));
+    fs.mkdirSync(path.join(dir, 'vol/inner'), { recursive: true });
+    fs.chmodSync(path.join(dir, 'vol'), 0o750);
+    fs.symlinkSync('inner', path.join(dir, 'vol/link'));
+    fs.symlinkSync('/etc', path.join(dir, 'vol/out'));
+    fs.symlinkSync('nowhere', path.join(dir, 'vol/dangling'));
+  });
+
+  it('resolves symlinks that stay inside, creates nothing, refuses the rest', () => {
+    const vol = path.join(dir, 'vol');
+    expect(checkSubPath('v', vol, 'link/a/b')).toEqual({ root: vol, path: 'inner/a/b', createMode: 0o750 });
+    expect(fs.existsSync(path.join(vol, 'inner/a'))).toBe(false);
+    expect(checkSubPath('v', vol, './link/.')).toMatchObject({ path: 'inner' });
+    expect(() => checkSubPath('v', vol, 'out/x')).toThrow(/"out" is a symlink that leaves the volume/);
+    expect(() => checkSubPath('v', vol, 'dangling')).toThrow(/"dangling" is a symlink that does not resolve/);
+    expect(() => checkSubPath('v', vol, 'inner/../../x')).toThrow(/relative without "\.\."/);
+    expect(() => checkSubPath('v', path.join(e.dir, 'nope'), 'x')).toThrow(/the volume ".*nope" cannot be opened \(ENOENT\)/);
+  });
+
+  it('a subPath that is the volume root binds the root; others carry path, mode and volume to the shim', () => {
+    const vol = path.join(dir, 'vol');
+    fs.symlinkSync('.', path.join(vol, 'self'));
+    expect(volumeBind('v', vol, 'self', '/x', true)).toEqual({ source: vol, target: '/x', readOnly: true, recursive: true });
+    const b = volumeBind('my vol', vol, 'link/new dir', '/x', false);
+    expect(b.subPath).toEqual({ path: 'inner/new dir', createMode: 0o750, volume: 'my vol' });
+    const plan = serializePlan({
+      containerId: 'c',
+      stateDir: '/s',
+      logPath: '/l',
+      rootfs: { lowerDirs: ['/a'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
+      namespaces: {},
+      cgroupProcs: [],
+      cgroupMount: null,
+      mounts: [b],
+      maskedPaths: [],
+      readonlyPaths: [],
+      sysctls: [],
+      process: { args: ['true'], env: [], cwd: '/', uid: 0, gid: 0, additionalGids: [], noNewPrivileges: false, capabilities: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] } },
+    });
+    expect(plan.split('\n').filter((l) => l.startsWith('bind '))).toEqual([`bind ${vol} /x rw rec inner/new%20dir 750 my%20vol`]);
+  });
+});
