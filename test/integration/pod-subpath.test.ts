@@ -5,8 +5,10 @@
  *   and of a hostPath (a file, read-only, and a directory); a component that an init container
  *   turned into a symlink to "/" is refused and nothing of the host shows inside.
  * - The race, made deterministic: TypeScript checks the subPath (checkSubPath), then the
- *   "attacker" swaps a component for a symlink to "/", then the shim starts (TestSandbox). The
- *   shim must refuse (ELOOP) instead of mounting the host's root.
+ *   "attacker" swaps a component for a symlink to "/", then the shim starts. Through the runtime
+ *   (the swap runs in the synchronous event hook of the shim's "spawn" trace, after the plan is
+ *   written) and through TestSandbox (several components). The shim must refuse (ELOOP /
+ *   ENOTDIR) instead of mounting the host's root.
  * - Mount targets: an image whose mountPath is an absolute symlink to /etc gets the volume on ITS
  *   /etc, not the host's; one that points through /proc magic links (/proc/1/root with a shared
  *   PID namespace, whose pid 1 has the host's root) is refused and creates nothing on the host
@@ -21,6 +23,7 @@ import { PodRuntime } from '../../src/runtime/api.js';
 import { readLogs } from '../../src/runtime/logs.js';
 import { checkSubPath, volumeBind } from '../../src/runtime/container.js';
 import { serializePlan } from '../../src/runtime/shim.js';
+import type { PodrunEvent } from '../../src/util/events.js';
 import { pushImage } from '../../src/image/builder.js';
 import { mountsUnder } from '../../src/linux/mounts.js';
 import { cgroupDirs, mountsBelow, randomName, startPodEnv, type PodEnv } from '../helpers/pod.js';
@@ -31,12 +34,14 @@ let e: PodEnv;
 let rt: PodRuntime;
 let hostDir: string;
 let linkImage: string;
+/** Called synchronously for every runtime event: the race test's hook. */
+let onEvent: ((ev: PodrunEvent) => void) | undefined;
 /** A name no one else uses: the image's symlinks point at /tmp/<escape> and /etc/<escape> of the host. */
 const escape = `podrun-test-escape-${crypto.randomBytes(4).toString('hex')}`;
 
 beforeAll(async () => {
   e = await startPodEnv();
-  rt = await PodRuntime.open({ root: e.root, runRoot: e.runRoot, logRoot: e.logRoot, network: false, cgroupParent: e.cgroupParent });
+  rt = await PodRuntime.open({ root: e.root, runRoot: e.runRoot, logRoot: e.logRoot, network: false, cgroupParent: e.cgroupParent, events: (ev) => onEvent?.(ev) });
   hostDir = path.join(e.dir, 'host');
   fs.mkdirSync(path.join(hostDir, 'conf'), { recursive: true });
   fs.writeFileSync(path.join(hostDir, 'conf', 'app.conf'), 'level=debug\n');
@@ -55,7 +60,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await e?.cleanup();
-  for (const p of [`/tmp/${escape}`, `/etc/${escape}`]) fs.rmSync(p, { recursive: true, force: true });
+  // only a regression would have made these (unique names)
+  for (const p of [`/${escape}`, `/tmp/${escape}`, `/etc/${escape}`]) fs.rmSync(p, { recursive: true, force: true });
 });
 
 type Status = { phase: string; containerStatuses: { name: string; state: Record<string, { reason?: string; message?: string; exitCode?: number }> }[] };
@@ -130,6 +136,37 @@ spec:
       expect(refusal(status)).toMatch(/subPath "evil(\/tmp)?" of volume "v": "evil" is a symlink that leaves the volume/);
       expect(lines).toEqual([]);
       expect(fs.existsSync(`/${escape}`) || fs.existsSync(`/tmp/${escape}`)).toBe(false);
+    }
+  });
+
+  it('a component swapped for a symlink to "/" between podrun\'s check and the shim fails the start, naming volume and subPath', async () => {
+    // the hook runs when the runtime spawns the shim for "main": after checkSubPath, before the mount
+    const vol = path.join(hostDir, 'race');
+    fs.mkdirSync(path.join(vol, 'd'), { recursive: true });
+    let swapped = 0;
+    onEvent = (ev) => {
+      if (ev.type === 'trace' && ev.area === 'shim' && ev.step === 'spawn' && ev.detail?.includes('/containers/main/')) {
+        fs.renameSync(path.join(vol, 'd'), path.join(vol, 'd.moved'));
+        fs.symlinkSync('/', path.join(vol, 'd'));
+        swapped++;
+      }
+    };
+    try {
+      const { lines, status } = await runToEnd(`apiVersion: v1
+kind: Pod
+metadata: {name: ${randomName()}}
+spec:
+  restartPolicy: Never
+  volumes: [{name: v, hostPath: {path: ${vol}}}]
+  containers:
+  - {name: main, image: "${e.busybox}", command: [sh, -c, "ls /x; touch /x/${escape}"], volumeMounts: [{name: v, mountPath: /x, subPath: d}]}
+`);
+      expect(swapped).toBe(1);
+      expect(refusal(status)).toMatch(/^StartError .*shim step "subpath-symlink" on "volume v subPath d at d" failed: ELOOP/);
+      expect(lines).toEqual([]);
+      expect(fs.existsSync(`/${escape}`)).toBe(false);
+    } finally {
+      onEvent = undefined;
     }
   });
 
