@@ -182,6 +182,19 @@ describe('podrun exec -t under a real terminal', () => {
     expect(r.out).toContain('cat-done');
   });
 
+  it('-i with a terminal: podrun exits with the command even when nothing was typed', () => {
+    const t0 = Date.now();
+    const r = underPty(['-i'], ['echo', 'quick']);
+    if (process.env.PODRUN_TEST_TIMING) {
+      const t1 = Date.now();
+      underPty([], ['echo', 'quick']);
+      console.log(`exec -i under a pty: ${t1 - t0} ms; without -i: ${Date.now() - t1} ms`);
+    }
+    expect(r.code).toBe(0);
+    expect(r.out.trim()).toBe('quick');
+    expect(Date.now() - t0).toBeLessThan(10_000 * TIME_SCALE);
+  });
+
   it('Ctrl-C without -t interrupts the command (forwarded through the shim)', () => {
     const r = underPty([], ['sh', '-c', "trap 'echo got-INT; exit 9' INT; echo ready; while true; do sleep 0.1; done"], {
       steps: [{ after: 'ready', write: '\x03' }],
