@@ -79,8 +79,8 @@ static void mount_rootfs(struct plan *p)
 }
 
 /* Bind sources are cloned (open_tree, a detached copy of the mount) before pivot_root and
- * attached with move_mount afterwards, so targets resolve inside the new root and a symlink in
- * the image cannot point outside. (A plain O_PATH fd would not do: its mount is detached with
+ * attached with move_mount afterwards onto a target resolved inside the new root (resolve.c:
+ * a symlink in the image cannot point outside, nor through /proc magic links). (A plain O_PATH fd would not do: its mount is detached with
  * the old root, and binding from a detached mount fails with EINVAL.) A subPath source is
  * cloned from the fd that open_subpath() walked to, never by path. */
 static int clone_tree(int dirfd, const char *path, int recursive, const char *what)

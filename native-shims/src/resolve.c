@@ -117,13 +117,14 @@ static void create_target(const char *path, int dir, int depth)
 	char parent[4096];
 	snprintf(parent, sizeof parent, "%s", path);
 	char *slash = strrchr(parent, '/');
-	const char *base = slash ? slash + 1 : parent;
+	char name[4096];
+	snprintf(name, sizeof name, "%s", slash ? slash + 1 : parent);
 	if (slash == parent)
 		snprintf(parent, sizeof parent, "/");
 	else if (slash)
 		*slash = 0;
-	char name[4096];
-	snprintf(name, sizeof name, "%s", base);
+	else
+		snprintf(parent, sizeof parent, "."); /* TypeScript sends absolute paths */
 	int pfd = open_target_depth(parent, 1, depth);
 	int r;
 	if (dir) {
@@ -173,9 +174,14 @@ static int open_target_depth(const char *path, int dir, int depth)
 
 int open_target(const char *path, int dir)
 {
+	/* "//" and a trailing "/" would leave an empty name to create */
 	char clean[4096];
-	snprintf(clean, sizeof clean, "%s", path);
-	for (size_t n = strlen(clean); n > 1 && clean[n - 1] == '/'; n--)
+	size_t n = 0;
+	for (const char *s = path; *s && n + 1 < sizeof clean; s++)
+		if (!(*s == '/' && n > 0 && clean[n - 1] == '/'))
+			clean[n++] = *s;
+	clean[n] = 0;
+	for (; n > 1 && clean[n - 1] == '/'; n--)
 		clean[n - 1] = 0;
 	return open_target_depth(clean, dir, 0);
 }
