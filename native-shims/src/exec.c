@@ -170,14 +170,10 @@ int mode_exec(const char *planfile)
 	sigaddset(&mask, SIGWINCH);
 	if (p.terminal)
 		sigprocmask(SIG_BLOCK, &mask, NULL);
-	pid_t child = fork();
-	if (child < 0) {
-		report_error("fork", errno, NULL);
+	pid_t child = fork_reporting(sync[1]);
+	if (child < 0)
 		return EXIT_SHIM_FAILED;
-	}
 	if (child == 0) {
-		reset_signals();
-		report_fd = sync[1];
 		close(sync[0]);
 		for (int i = 0; i < p.n_cgroup_procs; i++) {
 			if (write(cgfd[i], "0", 1) < 0)

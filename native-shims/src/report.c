@@ -158,6 +158,22 @@ void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* fork for run and exec: the child starts with default signals and reports its steps on
+ * `report_to`; the parent gets the child's pid, or -1 after reporting the failed fork. */
+pid_t fork_reporting(int report_to)
+{
+	pid_t child = fork();
+	if (child < 0) {
+		report_error("fork", errno, NULL);
+		return -1;
+	}
+	if (child == 0) {
+		reset_signals();
+		report_fd = report_to;
+	}
+	return child;
+}
+
 /* calloc or exit: the shim cannot do its job without memory. */
 void *xcalloc(size_t n, size_t size)
 {

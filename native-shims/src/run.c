@@ -264,14 +264,10 @@ int mode_run(const char *planfile)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	pid_t child = fork();
-	if (child < 0) {
-		report_error("fork", errno, NULL);
+	pid_t child = fork_reporting(sync[1]);
+	if (child < 0)
 		return EXIT_SHIM_FAILED;
-	}
 	if (child == 0) {
-		reset_signals();
-		report_fd = sync[1];
 		p.run_sock = sock[1];
 		if (sock[0] >= 0)
 			close(sock[0]);
