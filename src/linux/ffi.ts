@@ -39,6 +39,12 @@ const i32 = (v: number): Param => ({ type: DataType.I32, value: v });
 const i64 = (v: number | bigint): Param => ({ type: DataType.I64, value: Number(v) });
 
 const SYS_gettid = 186;
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const SIOCSIFFLAGS = 0x8914;
+const IFF_UP = 0x1;
+const IFNAMSIZ = 16;
 const SYS_pidfd_open = 434;
 const SYS_pidfd_send_signal = 424;
 const ENODATA = 61;
@@ -145,5 +151,29 @@ export const realSyscalls: Syscalls = {
     const n = Number(r.value);
     if (n < 0) throw new SyscallError('llistxattr', r.errnoCode, path);
     return buf.subarray(0, n).toString('latin1').split('\0').filter(Boolean);
+  },
+  linkUp(name) {
+    if (Buffer.byteLength(name) >= IFNAMSIZ) throw new SyscallError('ioctl', 22 /* EINVAL */, name);
+    const fd = check('socket', call('socket', [i32(AF_INET), i32(SOCK_DGRAM | SOCK_CLOEXEC), i32(0)]), name);
+    try {
+      // struct ifreq: ifr_name[16], then the union whose first short is ifr_flags. Only the
+      // changeable flags are taken from it (the kernel keeps LOOPBACK, RUNNING and the like),
+      // and a fresh interface has none of them set: IFF_UP alone is what `ip link set up` ends with.
+      const ifr = Buffer.alloc(40);
+      ifr.write(name, 0, 'latin1');
+      ifr.writeInt16LE(IFF_UP, IFNAMSIZ);
+      libc();
+      const r = load({
+        library: 'libc',
+        funcName: 'ioctl',
+        retType: DataType.I32,
+        paramsType: [DataType.I32, DataType.I64, DataType.U8Array],
+        paramsValue: [fd, SIOCSIFFLAGS, ifr],
+        errno: true,
+      }) as unknown as { errnoCode: number; value: number };
+      if (r.value < 0) throw new SyscallError('ioctl', r.errnoCode, `SIOCSIFFLAGS ${name}`);
+    } finally {
+      call('close', [i32(fd)]);
+    }
   },
 };

@@ -47,6 +47,8 @@ export interface PinOptions {
    * it afterwards; it then stays mounted until the caller removes it (umountRecursive).
    */
   privateRoot?: string;
+  /** Bring the new network namespace's loopback up while in it (Syscalls.linkUp). */
+  loopbackUp?: boolean;
 }
 
 /** The inode of a namespace of the calling thread, e.g. "net:[4026531840]". */
@@ -75,6 +77,10 @@ export function pinNamespaces(sys: Syscalls, dir: string, opts: PinOptions): Pin
     sys.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
     trace(sink, 'syscall', 'sethostname', opts.hostname);
     sys.sethostname(opts.hostname);
+    if (opts.loopbackUp) {
+      trace(sink, 'syscall', 'ioctl', 'SIOCSIFFLAGS lo up');
+      sys.linkUp('lo');
+    }
     for (const k of KINDS) {
       trace(sink, 'mount', 'pin-namespace', `/proc/thread-self/ns/${k} -> ${pins[k]}`);
       sys.mount(`/proc/thread-self/ns/${k}`, pins[k], null, MS_BIND, null);

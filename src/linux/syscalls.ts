@@ -30,6 +30,11 @@ export interface Syscalls {
   lgetxattr(path: string, name: string): Buffer | undefined;
   /** llistxattr(2): attribute names on a path, not following a final symlink. */
   llistxattr(path: string): string[];
+  /**
+   * Sets IFF_UP on network interface `name` of the calling thread's network namespace
+   * (socket(AF_INET) + ioctl SIOCSIFFLAGS; what `ip link set NAME up` does through netlink).
+   */
+  linkUp(name: string): void;
 }
 
 // Flags and constants used across the project.

@@ -27,8 +27,8 @@ import type { PodStatus } from './controller/status.js';
 import { PodDriver, type ImageProvider, type ProcessResolver } from './driver.js';
 import { createSandbox, teardownResources, type RuntimeContext } from './sandbox.js';
 import { podKey, podLogDir, podRunDir, supervisorSocket, type RuntimePaths } from './paths.js';
-import { isAlive, listPodKeys, readState, selfId, toJson, withPodLock, writeState, type ContainerRecord, type PodState } from './state.js';
-import { supervisorRequest as request } from './client.js';
+import { findPodState, isAlive, listPodKeys, readState, selfId, toJson, withPodLock, writeState, type ContainerRecord, type PodState } from './state.js';
+import { askSupervisorToStop, supervisorRequest as request } from './client.js';
 
 export { request };
 import { isSameProcess } from './shim.js';
@@ -74,6 +74,10 @@ interface Managed {
   driver: PodDriver;
   controller?: PodController;
   done?: Promise<PodStatus>;
+  /** Set once the controller's done() settled (the pod finished or was stopped). */
+  finished?: boolean;
+  /** Called after every controller change (waitRunning wakes on them instead of polling). */
+  waiters: Set<() => void>;
 }
 
 export interface PodSummary {
@@ -209,7 +213,7 @@ export class PodRuntime {
   private startController(st: PodState, snapshot: ControllerSnapshot | undefined, firstPullPolicy?: PullPolicy, known?: Record<string, ImageRecord>): Managed {
     const save = () => writeState(this.ctx.paths, st);
     const driver = new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess, firstPullPolicy, knownImages: known, save });
-    const m: Managed = { st, driver };
+    const m: Managed = { st, driver, waiters: new Set() };
     this.pods.set(st.key, m);
     const controller = new PodController(st.plan, driver, {
       events: this.ctx.events,
@@ -220,12 +224,17 @@ export class PodRuntime {
         st.status = { ...c.status(), podIP: st.podIP, ...(st.podIP ? { podIPs: [{ ip: st.podIP }] } : {}) };
         st.controller = c.snapshot();
         if (fs.existsSync(podRunDir(this.ctx.paths, st.key))) save();
+        for (const w of m.waiters) w();
       },
     });
     m.controller = controller;
     if (snapshot) controller.restore(snapshot);
     else controller.start();
     m.done = controller.done();
+    void m.done.then(
+      () => (m.finished = true),
+      () => (m.finished = true),
+    );
     return m;
   }
 
@@ -255,7 +264,9 @@ export class PodRuntime {
 
   /** Keys of the pods this process supervises and that still run containers. */
   activePods(): string[] {
-    return [...this.pods.values()].filter((m) => !isSettled(m.st)).map((m) => m.st.key);
+    // A pod whose controller has not finished is active without asking /proc (the supervisor
+    // calls this every 250 ms); a finished one, or one without a controller, is checked by pid.
+    return [...this.pods.values()].filter((m) => (m.controller && !m.finished) || !isSettled(m.st)).map((m) => m.st.key);
   }
 
   /** Resolves when every app container runs, or rejects with why one does not. */
@@ -269,7 +280,16 @@ export class PodRuntime {
       if (why === undefined) return s;
       if (why !== 'pending') throw new PodrunError('EINTERNAL', `Cannot run pod "${m.st.name}": ${why}`);
       if (Date.now() > end) throw new PodrunError('ETIMEOUT', `Cannot run pod "${m.st.name}": containers not running after ${timeoutMs / 1000} s`);
-      await sleep(50);
+      // woken by the next controller change; the timer only bounds a missed one
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          m.waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, 250);
+        m.waiters.add(wake);
+      });
     }
   }
 
@@ -297,11 +317,11 @@ export class PodRuntime {
    * it created. Works whoever owns it: this process, another live owner (asked over its socket,
    * or with SIGTERM for a foreground `up`), or nobody (taken over here).
    */
-  async downPod(key: string, o: { gracePeriodSeconds?: number } = {}): Promise<void> {
+  async downPod(key: string, o: { gracePeriodSeconds?: number; /** the owning supervisor was already asked (askSupervisorToStop) */ ownerAsked?: boolean } = {}): Promise<void> {
     const st0 = readState(this.ctx.paths, key);
     if (!st0 && !fs.existsSync(podRunDir(this.ctx.paths, key))) throw new PodrunError('ENOTFOUND', `Cannot stop pod "${key}": no such pod`);
     const owner = st0?.owner;
-    if (st0 && !this.pods.has(key) && owner && isAlive(owner) && owner.pid !== process.pid) {
+    if (st0 && !o.ownerAsked && !this.pods.has(key) && owner && isAlive(owner) && owner.pid !== process.pid) {
       await this.askOwner(key, st0, o.gracePeriodSeconds);
       if (!fs.existsSync(podRunDir(this.ctx.paths, key))) return;
     }
@@ -322,13 +342,8 @@ export class PodRuntime {
     const owner = st.owner!;
     const waitMs = ((grace ?? st.plan.terminationGracePeriodSeconds) + 60) * 1000;
     if (owner.socket) {
-      try {
-        await request(owner.socket, { op: 'down', key, gracePeriodSeconds: grace }, waitMs);
-        return;
-      } catch (err) {
-        this.emit({ type: 'warning', message: `The supervisor did not stop pod "${key}" (${(err as Error).message}); stopping it here` });
-        return;
-      }
+      await askSupervisorToStop(this.ctx.paths, key, grace, (message) => this.emit({ type: 'warning', message }));
+      return;
     }
     // a foreground `podrun up`: it stops its pods on SIGTERM
     try {
@@ -386,12 +401,7 @@ export class PodRuntime {
 
   /** Finds a pod by "name", "namespace/name" or key. */
   findPod(ref: string): PodState {
-    const keys = listPodKeys(this.ctx.paths);
-    const want = ref.includes('/') ? ref.replace('/', '_') : ref;
-    const key = keys.find((k) => k === want) ?? keys.find((k) => k === `default_${ref}`) ?? keys.filter((k) => k.split('_').slice(1).join('_') === ref)[0];
-    const st = key ? readState(this.ctx.paths, key) : undefined;
-    if (!st) throw new PodrunError('ENOTFOUND', `Cannot find pod "${ref}"`, { hint: 'see "podrun ps -a" for the pods on this machine' });
-    return st;
+    return findPodState(this.ctx.paths, ref);
   }
 
   /** Removes what crashed pods left (pods whose owner is gone, stray cgroups and networks). */
@@ -420,7 +430,7 @@ export class PodRuntime {
       await createSandbox(this.ctx, st);
       st.sandbox = 'Ready';
       writeState(this.ctx.paths, st);
-      this.pods.set(key, { st, driver: new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess }) });
+      this.pods.set(key, { st, driver: new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess }), waiters: new Set() });
       return key;
     });
   }
@@ -535,7 +545,7 @@ export class PodRuntime {
     }
     st.owner = { ...selfId(), socket: this.socket };
     writeState(this.ctx.paths, st);
-    const nm: Managed = { st, driver: new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess }) };
+    const nm: Managed = { st, driver: new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess }), waiters: new Set() };
     this.pods.set(id, nm);
     return nm;
   }

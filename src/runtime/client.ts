@@ -4,7 +4,9 @@
  */
 import net from 'node:net';
 import { PodrunError } from '../util/errors.js';
-import { toJson } from './state.js';
+import fs from 'node:fs';
+import { isAlive, readState, toJson } from './state.js';
+import { podRunDir, type RuntimePaths } from './paths.js';
 
 export function supervisorRequest(socketPath: string, msg: object, timeoutMs = 60_000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -54,4 +56,29 @@ export function supervisorRequest(socketPath: string, msg: object, timeoutMs = 6
       );
     });
   });
+}
+
+/**
+ * Asks the live supervisor that owns pod `key` (if any) to stop and remove it, over its socket.
+ * Returns 'removed' when the pod is gone afterwards, 'failed' when the supervisor did not do it
+ * (`warn` says why; the caller stops the pod itself), 'no-supervisor' when no live supervisor owns
+ * it. Light: `podrun down` of a supervised pod loads neither the runtime nor the kernel interface.
+ */
+export async function askSupervisorToStop(
+  paths: RuntimePaths,
+  key: string,
+  gracePeriodSeconds: number | undefined,
+  warn: (message: string) => void,
+): Promise<'removed' | 'failed' | 'no-supervisor'> {
+  const st = readState(paths, key);
+  const owner = st?.owner;
+  if (!st || !owner?.socket || owner.pid === process.pid || !isAlive(owner)) return 'no-supervisor';
+  const waitMs = ((gracePeriodSeconds ?? st.plan.terminationGracePeriodSeconds) + 60) * 1000;
+  try {
+    await supervisorRequest(owner.socket, { op: 'down', key, gracePeriodSeconds }, waitMs);
+  } catch (err) {
+    warn(`The supervisor did not stop pod "${key}" (${(err as Error).message}); stopping it here`);
+    return 'failed';
+  }
+  return fs.existsSync(podRunDir(paths, key)) ? 'failed' : 'removed';
 }

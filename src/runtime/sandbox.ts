@@ -25,7 +25,7 @@ import { ensurePrivateMountDir, isMountpoint, umountRecursive } from '../linux/m
 import { pinNamespaces, unpin } from '../linux/namespaces.js';
 import { podCgroupValues } from '../spec/resources.js';
 import type { PodPlan, ProjectedFile, VolumePlan } from '../spec/plan.js';
-import { loopbackUp, startPause, isSameProcess } from './shim.js';
+import { startPause, isSameProcess } from './shim.js';
 import type { NetworkOptions } from './network/index.js';
 import {
   containerRunDir,
@@ -126,10 +126,10 @@ async function createSteps(ctx: RuntimeContext, st: PodState, hostResolvConf?: s
   recordResource(paths, st, { kind: 'mount', path: nsDir });
   ensurePrivateMountDir(sys, nsDir, events);
   recordResource(paths, st, { kind: 'pins', dir: nsDir });
-  const pins = pinNamespaces(sys, nsDir, { hostname: st.hostname, sink: events });
+  // loopback is brought up in the new net namespace right there (no shim spawn for it)
+  const pins = pinNamespaces(sys, nsDir, { hostname: st.hostname, sink: events, loopbackUp: true });
 
   // 4. network
-  await loopbackUp(pins.net, events);
   if (!plan.hostNetwork && ctx.network) {
     const net = await import('./network/index.js');
     recordResource(paths, st, { kind: 'network', id: st.uid, netnsPath: pins.net });

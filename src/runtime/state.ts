@@ -2,8 +2,11 @@
  * The per-pod state file (<run-root>/pods/<ns>_<name>/state.json) and the per-pod lock.
  *
  * Rules:
- * - written atomically (temp file in the same dir, fsync, rename), so a crash leaves the old or
- *   the new file, never half of one;
+ * - written atomically (temp file in the same dir, then rename), so a crash of any podrun process
+ *   leaves the old or the new file, never half of one. Not fsynced, as runc does not fsync its
+ *   state.json: the run root is volatile (/run is a tmpfs, emptied by a reboot, after which `gc`
+ *   handles what is left), and an fsync per state change cost 10 ms each on a disk-backed run
+ *   root, most of a pod's start time;
  * - every resource (dir, namespace pins, mount, cgroup, network attachment, process) is appended
  *   to `resources` and the file written BEFORE the resource is created; teardown walks the list in
  *   reverse and each undo tolerates a resource that does not exist (it may never have been made);
@@ -90,14 +93,13 @@ export interface PodState {
   finishedAt?: string;
 }
 
-/** Writes `data` to `file` atomically: temp file beside it, fsync, rename, fsync the dir. */
+/** Writes `data` to `file` atomically against process crashes: temp file beside it, rename. */
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): void {
   const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const fd = fs.openSync(tmp, 'w', mode);
   try {
     if (typeof data === 'string') fs.writeSync(fd, data);
     else fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -171,6 +173,19 @@ export function listPodKeys(p: RuntimePaths): string[] {
     if (nodeErrCode(err) === 'ENOENT') return [];
     throw err;
   }
+}
+
+/**
+ * Finds a pod by "name", "namespace/name" or key and reads its state. A light function (no
+ * kernel interface, no runtime): `down`, `logs` and `inspect` find pods without loading ffi.
+ */
+export function findPodState(p: RuntimePaths, ref: string): PodState {
+  const keys = listPodKeys(p);
+  const want = ref.includes('/') ? ref.replace('/', '_') : ref;
+  const key = keys.find((k) => k === want) ?? keys.find((k) => k === `default_${ref}`) ?? keys.filter((k) => k.split('_').slice(1).join('_') === ref)[0];
+  const st = key ? readState(p, key) : undefined;
+  if (!st) throw new PodrunError('ENOTFOUND', `Cannot find pod "${ref}"`, { hint: 'see "podrun ps -a" for the pods on this machine' });
+  return st;
 }
 
 // ---- processes by pid + start time ----

@@ -6,7 +6,8 @@
  * - Listens on <run-root>/supervisor.sock (mode 0600, root only): one JSON request per
  *   connection, one JSON answer line. Requests: {op:'ping'}, {op:'up', pods, images, …} (parsed
  *   plans), {op:'up-text', text, source, …} (the manifest as written: the supervisor parses it,
- *   so `podrun up -d` loads neither yaml nor zod), {op:'down', key, gracePeriodSeconds}.
+ *   so `podrun up -d` loads neither yaml nor zod), {op:'down', key, gracePeriodSeconds},
+ *   {op:'pod-names', text, source} (the pods a manifest names, for `podrun down FILE`).
  * - Stays up PODRUN_SUPERVISOR_IDLE_MS (default 5 s) after its last pod and request, so a
  *   later `up -d` finds the parser and image code already loaded.
  * - On start it re-adopts pods whose owner died (a SIGKILLed supervisor): the containers kept
@@ -169,6 +170,10 @@ async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageS
       return { pods: await upPods(rt, req as unknown as UpRequest) };
     case 'up-text':
       return { ...(await upText(rt, req as unknown as UpTextRequest, images)) };
+    case 'pod-names': {
+      const { podNamesOf } = await import('../spec/pod-names.js');
+      return { pods: await podNamesOf(String(req.text), String(req.source)) };
+    }
     case 'down':
       await rt.downPod(String(req.key), { gracePeriodSeconds: req.gracePeriodSeconds as number | undefined });
       return { ok: true };

@@ -59,8 +59,11 @@ export interface NodeFacts {
 
 /** NodeFacts of this machine from node:os (hostname, CPU count, total memory). */
 export function hostNodeFacts(extra: Partial<NodeFacts> = {}): NodeFacts {
-  return { nodeName: hostname(), cpuMillis: cpus().length * 1000, memoryBytes: totalmem(), ...extra };
+  // os.cpus() parses /proc/cpuinfo (4 ms here): once per process
+  cpuCount ??= cpus().length;
+  return { nodeName: hostname(), cpuMillis: cpuCount * 1000, memoryBytes: totalmem(), ...extra };
 }
+let cpuCount: number | undefined;
 
 /** The text of the rootfs's /etc/passwd and /etc/group; undefined = file absent. */
 export interface RootfsFiles {

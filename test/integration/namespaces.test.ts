@@ -80,6 +80,21 @@ test('lo-up brings the loopback up inside the pinned network namespace', async (
   }
 });
 
+test('pinNamespaces with loopbackUp: lo is up in the new namespace, and the host keeps its own', () => {
+  const hostLo = execFileSync('ip', ['-o', 'link', 'show', 'lo'], { encoding: 'utf8' });
+  const pins = pinNamespaces(sys, path.join(base, 'ns'), { hostname: 'podrun-test-lo2', loopbackUp: true });
+  try {
+    const out = execFileSync('nsenter', [`--net=${pins.net}`, 'ip', '-o', 'link', 'show', 'lo'], { encoding: 'utf8' });
+    expect(out).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
+    const addr = execFileSync('nsenter', [`--net=${pins.net}`, 'ip', '-o', 'addr', 'show', 'lo'], { encoding: 'utf8' });
+    expect(addr).toContain('127.0.0.1/8');
+    // the calling thread is back in the host's namespace, whose lo is untouched
+    expect(execFileSync('ip', ['-o', 'link', 'show', 'lo'], { encoding: 'utf8' })).toBe(hostLo);
+  } finally {
+    unpin(sys, pins.dir);
+  }
+});
+
 test('a missing namespace file is an ESHIM error naming the step and path', async () => {
   await expect(loopbackUp(path.join(base, 'nope'))).rejects.toMatchObject({ code: 'ESHIM', step: 'setns-net', errnoName: 'ENOENT' });
 });

@@ -1,8 +1,11 @@
 import fs from 'node:fs';
 import type { Command } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
-import { PodRuntime } from '../../runtime/api.js';
-import { podKey } from '../../runtime/paths.js';
+import type { PodRuntime } from '../../runtime/api.js';
+import { podKey, podRunDir, supervisorSocket, type RuntimePaths } from '../../runtime/paths.js';
+import { findPodState, readState } from '../../runtime/state.js';
+import { askSupervisorToStop, supervisorRequest } from '../../runtime/client.js';
+import type { PodName } from '../../spec/pod-names.js';
 
 const command: Command = {
   name: 'down',
@@ -22,20 +25,32 @@ nobody (its supervisor was killed).`,
     const grace = values['grace-period'] === undefined ? undefined : Number(values['grace-period']);
     if (grace !== undefined && !(Number.isInteger(grace) && grace >= 0)) throw new PodrunError('EINVAL_ARG', `Cannot use --grace-period "${values['grace-period']}": not a whole number of seconds`);
     const g = ctx.global;
-    const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
+    const paths = { root: g.root, runRoot: g.runRoot, logRoot: g.logRoot };
     const keys: { key: string; label: string; mustExist: boolean }[] = [];
     for (const arg of positionals) {
       if (fs.existsSync(arg) && fs.statSync(arg).isFile()) {
-        for (const p of await podNames(arg)) keys.push({ key: podKey(p.namespace, p.name), label: p.name, mustExist: false });
+        for (const p of await podNames(arg, paths)) keys.push({ key: podKey(p.namespace, p.name), label: p.name, mustExist: false });
       } else {
-        const st = rt.findPod(arg);
+        const st = findPodState(paths, arg);
         keys.push({ key: st.key, label: st.name, mustExist: true });
       }
     }
+    // A pod its background supervisor owns is stopped by that supervisor, asked over its socket:
+    // the runtime (and ffi) is loaded here only for a pod nobody supervises, or when asking fails.
+    let rt: PodRuntime | undefined;
+    const warn = (message: string) => ctx.events({ type: 'warning', message });
     let code = 0;
     for (const k of keys) {
       try {
-        await rt.downPod(k.key, { gracePeriodSeconds: grace });
+        if (!readState(paths, k.key) && !fs.existsSync(podRunDir(paths, k.key))) throw new PodrunError('ENOTFOUND', `Cannot stop pod "${k.key}": no such pod`);
+        const asked = await askSupervisorToStop(paths, k.key, grace, warn);
+        if (asked !== 'removed') {
+          if (!rt) {
+            const { PodRuntime } = await import('../../runtime/api.js');
+            rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
+          }
+          await rt.downPod(k.key, { gracePeriodSeconds: grace, ownerAsked: asked === 'failed' });
+        }
         ctx.stdout.write(`pod/${k.label} removed\n`);
       } catch (err) {
         if (!k.mustExist && err instanceof PodrunError && err.code === 'ENOTFOUND') {
@@ -53,19 +68,20 @@ nobody (its supervisor was killed).`,
 export default command;
 
 /**
- * The pods a manifest file names. Only names are needed to remove pods, so this reads the YAML
- * without the validating parser (zod): `down` of a file is as fast as `down` of a name, and a
- * file that no longer validates can still be taken down.
+ * The pods a manifest file names. A running supervisor (which has the YAML reader loaded) is
+ * asked, so `down FILE` costs no more than `down NAME`; otherwise the file is read here.
  */
-async function podNames(file: string): Promise<{ namespace: string; name: string }[]> {
-  const { parseAllDocuments } = await import('yaml');
-  const out: { namespace: string; name: string }[] = [];
-  const docs = parseAllDocuments(fs.readFileSync(file, 'utf8'), { version: '1.1' });
-  for (const doc of Array.isArray(docs) ? docs : []) {
-    if (doc.errors.length) throw new PodrunError('EINVAL_SPEC', `Cannot read manifest "${file}": ${doc.errors[0].message}`);
-    const o = doc.toJS() as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null;
-    if (!o || o.kind !== 'Pod' || typeof o.metadata?.name !== 'string') continue;
-    out.push({ namespace: typeof o.metadata.namespace === 'string' && o.metadata.namespace ? o.metadata.namespace : 'default', name: o.metadata.name });
+async function podNames(file: string, paths: RuntimePaths): Promise<PodName[]> {
+  const text = fs.readFileSync(file, 'utf8');
+  if (fs.existsSync(supervisorSocket(paths))) {
+    try {
+      const res = await supervisorRequest(supervisorSocket(paths), { op: 'pod-names', text, source: file }, 10_000);
+      if (Array.isArray(res.pods)) return res.pods as PodName[];
+    } catch (err) {
+      if (err instanceof PodrunError && err.code === 'EINVAL_SPEC') throw err;
+      /* no live supervisor: read it here */
+    }
   }
-  return out;
+  const { podNamesOf } = await import('../../spec/pod-names.js');
+  return podNamesOf(text, file);
 }

@@ -1,7 +1,6 @@
 import type { Command } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
-import { PodRuntime } from '../../runtime/api.js';
-import { isAlive } from '../../runtime/state.js';
+import { findPodState, isAlive } from '../../runtime/state.js';
 
 const command: Command = {
   name: 'inspect',
@@ -10,8 +9,7 @@ const command: Command = {
   async run(ctx, _values, positionals) {
     if (positionals.length !== 1) throw new PodrunError('EINVAL_ARG', 'Cannot inspect: give exactly one POD', { hint: command.usage });
     const g = ctx.global;
-    const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
-    const st = rt.findPod(positionals[0]);
+    const st = findPodState({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot }, positionals[0]);
     const out = { ...st, supervised: isAlive(st.owner) };
     ctx.stdout.write(JSON.stringify(out, (k, v) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v), 2) + '\n');
     return 0;

@@ -1,10 +1,9 @@
 import path from 'node:path';
 import type { Command } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
-import { PodRuntime } from '../../runtime/api.js';
 import { followLogs, formatLogLine, readLogs } from '../../runtime/logs.js';
 import { podLogDir } from '../../runtime/paths.js';
-import { isAlive, readState } from '../../runtime/state.js';
+import { findPodState, isAlive, readState } from '../../runtime/state.js';
 
 const command: Command = {
   name: 'logs',
@@ -25,8 +24,8 @@ const command: Command = {
     const tail = values.tail === undefined ? undefined : Number(values.tail);
     if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) throw new PodrunError('EINVAL_ARG', `Cannot use --tail "${values.tail}": not a whole number`);
     const g = ctx.global;
-    const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
-    const st = rt.findPod(positionals[0]);
+    const paths = { root: g.root, runRoot: g.runRoot, logRoot: g.logRoot };
+    const st = findPodState(paths, positionals[0]);
     const all = [...st.plan.initContainers, ...st.plan.containers].map((c) => c.name);
     let name = values.container as string | undefined;
     if (!name) {
@@ -38,7 +37,7 @@ const command: Command = {
       name = st.plan.containers[0].name;
     }
     if (!all.includes(name)) throw new PodrunError('ENOTFOUND', `Cannot show logs of container "${name}": pod "${st.name}" has ${all.join(', ')}`);
-    const dir = path.join(podLogDir(rt.ctx.paths, st.namespace, st.name, st.uid), name);
+    const dir = path.join(podLogDir(paths, st.namespace, st.name, st.uid), name);
     const ts = Boolean(values.timestamps);
     if (!values.follow) {
       for (const l of readLogs(dir, { tail, previous: Boolean(values.previous) })) ctx.stdout.write(formatLogLine(l, ts) + '\n');
@@ -50,7 +49,7 @@ const command: Command = {
       tail,
       signal: ac.signal,
       until: () => {
-        const now = readState(rt.ctx.paths, st.key);
+        const now = readState(paths, st.key);
         return !now || !isAlive(now.owner) || ['Succeeded', 'Failed'].includes((now.status as { phase?: string } | undefined)?.phase ?? '');
       },
     });
