@@ -203,19 +203,6 @@ export function checkSubPath(volume: string, root: string, sub: string): SubPath
   return { root: base, path: rel, createMode: rootStat.mode & 0o7777 };
 }
 
-/**
- * The host path of a subPath, missing directories created through paths. Not used to start
- * containers (that is checkSubPath + the shim, which does not follow a swapped symlink); kept
- * for callers that want a host path and trust the volume.
- */
-export function resolveSubPath(volume: string, root: string, sub: string): string {
-  if (!sub) return root;
-  const c = checkSubPath(volume, root, sub);
-  const p = path.join(c.root, c.path);
-  fs.mkdirSync(p, { recursive: true, mode: c.createMode });
-  return p;
-}
-
 /** The bind mount of a volume, with its subPath checked for the shim (see checkSubPath). */
 export function volumeBind(volume: string, root: string, sub: string, target: string, readOnly: boolean): ShimBindMount {
   if (!sub) return { source: root, target, readOnly, recursive: true };

@@ -400,6 +400,10 @@ function hintFor(e: ShimStepError): string | undefined {
   if (e.step === 'execve' && e.errno === 2) return 'the command does not exist in the image (check command/args and PATH)';
   if (e.step === 'setrlimit' && e.errno === 1) return 'an rlimit above the caller\'s hard limit needs CAP_SYS_RESOURCE; lower it';
   if (e.step === 'chdir') return 'the working directory does not exist in the image';
+  if (e.step === 'subpath-symlink' || e.step === 'subpath-open') {
+    return 'a subPath component became a symlink or a file after podrun checked it: something in the pod is changing the volume';
+  }
+  if (e.step === 'resolve-bind-target' && e.errno === 40) return "the image's mountPath goes through a /proc magic link";
   return undefined;
 }
 

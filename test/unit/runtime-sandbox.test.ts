@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { checkHostPath, hostsFile } from '../../src/runtime/sandbox.js';
-import { readImageFile, resolveSubPath } from '../../src/runtime/container.js';
+import { checkSubPath, readImageFile } from '../../src/runtime/container.js';
 import { parseSignal } from '../../src/runtime/driver.js';
 import { notRunningReason } from '../../src/runtime/api.js';
 import { fromJson, toJson } from '../../src/runtime/state.js';
@@ -46,19 +46,23 @@ describe('hostPath types', () => {
 });
 
 describe('subPath', () => {
-  it('stays inside the volume, creates missing dirs, follows inner symlinks only', () => {
-    fs.mkdirSync(path.join(dir, 'vol/inner'), { recursive: true });
+  it('is checked without creating anything: relative, inner symlinks resolved, outer ones refused', () => {
+    fs.mkdirSync(path.join(dir, 'vol/inner'), { recursive: true, mode: 0o750 });
+    fs.chmodSync(path.join(dir, 'vol'), 0o750);
     fs.symlinkSync('inner', path.join(dir, 'vol/link'));
     fs.symlinkSync('/etc', path.join(dir, 'vol/out'));
     fs.symlinkSync('../..', path.join(dir, 'vol/inner/up'));
     const root = fs.realpathSync(path.join(dir, 'vol'));
-    expect(resolveSubPath('v', root, 'a/b')).toBe(path.join(root, 'a/b'));
-    expect(fs.statSync(path.join(root, 'a/b')).isDirectory()).toBe(true);
-    expect(resolveSubPath('v', root, 'link')).toBe(path.join(root, 'inner'));
-    expect(() => resolveSubPath('v', root, 'out')).toThrow(/leaves the volume/);
-    expect(() => resolveSubPath('v', root, 'inner/up')).toThrow(/leaves the volume/);
-    expect(() => resolveSubPath('v', root, '../x')).toThrow(/without ".."/);
-    expect(resolveSubPath('v', root, '')).toBe(root);
+    // a missing part is left for the shim to create (mkdirat in the dir it opened)
+    expect(checkSubPath('v', root, 'a/b')).toEqual({ root, path: 'a/b', createMode: 0o750 });
+    expect(fs.existsSync(path.join(root, 'a'))).toBe(false);
+    expect(checkSubPath('v', root, 'link/x').path).toBe('inner/x');
+    expect(checkSubPath('v', root, './inner').path).toBe('inner');
+    expect(() => checkSubPath('v', root, 'out')).toThrow(/leaves the volume/);
+    expect(() => checkSubPath('v', root, 'inner/up')).toThrow(/leaves the volume/);
+    expect(() => checkSubPath('v', root, '../x')).toThrow(/without ".."/);
+    expect(() => checkSubPath('v', root, '/abs')).toThrow(/without ".."/);
+    expect(checkSubPath('v', root, '').path).toBe('');
   });
 });
 
