@@ -65,12 +65,16 @@ static int relay_pty(int master, pid_t child)
 {
 	struct termios saved, raw;
 	int tty = isatty(0) && tcgetattr(0, &saved) == 0;
+	/* the window size comes from the terminal on stdin, else from one on stdout (exec -t without -i) */
+	int wsfd = tty ? 0 : (isatty(1) ? 1 : -1);
 	if (tty) {
 		raw = saved;
 		cfmakeraw(&raw);
 		tcsetattr(0, TCSANOW, &raw);
+	}
+	if (wsfd >= 0) {
 		struct winsize ws;
-		if (ioctl(0, TIOCGWINSZ, &ws) == 0)
+		if (ioctl(wsfd, TIOCGWINSZ, &ws) == 0)
 			ioctl(master, TIOCSWINSZ, &ws);
 	}
 	sigset_t mask;
@@ -105,7 +109,7 @@ static int relay_pty(int master, pid_t child)
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) > 0) {
 				struct winsize ws;
-				if (si.ssi_signo == SIGWINCH && tty && ioctl(0, TIOCGWINSZ, &ws) == 0)
+				if (si.ssi_signo == SIGWINCH && wsfd >= 0 && ioctl(wsfd, TIOCGWINSZ, &ws) == 0)
 					ioctl(master, TIOCSWINSZ, &ws);
 			}
 		}

@@ -234,6 +234,12 @@ describe('podrun exec -t under a real terminal', () => {
     expect(sizes).toEqual(['33 101', '40 120']);
   });
 
+  it('-t without -i: the window size comes from the terminal on stdout', () => {
+    const r = underPty(['-t'], ['stty', 'size'], { rows: 27, cols: 93 });
+    expect(r.code).toBe(0);
+    expect(r.out.trim()).toBe('27 93');
+  });
+
   it('-t without -i: the command has a terminal whose input is at end of file, and podrun reads nothing', async () => {
     const t = underPty(['-t'], ['sh', '-c', 'cat; echo "cat-ended"; tty']);
     expect(t.code).toBe(0);
