@@ -211,7 +211,22 @@ export class PodRuntime {
   }
 
   private startController(st: PodState, snapshot: ControllerSnapshot | undefined, firstPullPolicy?: PullPolicy, known?: Record<string, ImageRecord>): Managed {
-    const save = () => writeState(this.ctx.paths, st);
+    const save = () => {
+      pendingSave = false;
+      writeState(this.ctx.paths, st);
+    };
+    // Controller changes come in bursts (a start is several changes in one tick): their state is
+    // written once per burst. The driver's own saves (a record before what it names is created)
+    // stay immediate and also carry any pending change.
+    let pendingSave = false;
+    const saveSoon = () => {
+      if (pendingSave) return;
+      pendingSave = true;
+      setImmediate(() => {
+        if (pendingSave && fs.existsSync(podRunDir(this.ctx.paths, st.key))) save();
+        pendingSave = false;
+      });
+    };
     const driver = new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess, firstPullPolicy, knownImages: known, save });
     const m: Managed = { st, driver, waiters: new Set() };
     this.pods.set(st.key, m);
@@ -223,7 +238,7 @@ export class PodRuntime {
       onChange: (c) => {
         st.status = { ...c.status(), podIP: st.podIP, ...(st.podIP ? { podIPs: [{ ip: st.podIP }] } : {}) };
         st.controller = c.snapshot();
-        if (fs.existsSync(podRunDir(this.ctx.paths, st.key))) save();
+        saveSoon();
         for (const w of m.waiters) w();
       },
     });
