@@ -12,7 +12,7 @@ import type { BlobFetchOptions, ImageSource, ManifestResult } from '../source.js
 import type { Descriptor } from '../types.js';
 import { Authenticator } from './auth.js';
 import { hostSettings, type RegistriesConfig } from './config.js';
-import { dockerConfigCredentials, type CredentialLookup } from './credentials.js';
+import { dockerConfigCredentials, lookupOncePerHost, type CredentialLookup } from './credentials.js';
 import {
   Transport,
   errCode,
@@ -49,7 +49,10 @@ const BLOB_RESUMES = 5;
 export interface RemoteOptions {
   config: RegistriesConfig;
   events?: EventSink;
-  /** Where credentials come from; default: the Docker config file ($DOCKER_CONFIG or ~/.docker). */
+  /**
+   * Where credentials come from; default: the Docker config file ($DOCKER_CONFIG or ~/.docker).
+   * Asked only when a registry answers 401, at most once per host for this remote.
+   */
   credentials?: CredentialLookup;
   timeouts?: Partial<Timeouts>;
   retry?: Partial<RetryPolicy>;
@@ -106,13 +109,14 @@ class Remote implements RemoteRepository {
     this.name = `${ref.registry}/${ref.repository}`;
     this.events = opts.events;
     this.transport = new Transport({ config: opts.config, events: opts.events, timeouts: opts.timeouts, retry: opts.retry });
-    const creds = opts.credentials ?? dockerConfigCredentials();
+    // Nothing is looked up (no file read, no helper run) until a host answers 401.
+    const creds = lookupOncePerHost(opts.credentials ?? dockerConfigCredentials());
     const settings = hostSettings(opts.config, ref.registry);
     const mirrors: Endpoint[] = opts.noMirrors
       ? []
       : settings.mirrors.map((m) => {
           const u = new URL(m);
-          return { base: m.replace(/\/+$/, ''), host: u.host, mirror: true, probe: false, auth: new Authenticator(this.transport, u.host, creds(u.host)) };
+          return { base: m.replace(/\/+$/, ''), host: u.host, mirror: true, probe: false, auth: new Authenticator(this.transport, u.host, () => creds(u.host)) };
         });
     const upstreamHost = ref.registry === DOCKER_HUB ? 'registry-1.docker.io' : ref.registry;
     this.upstream = {
@@ -120,7 +124,7 @@ class Remote implements RemoteRepository {
       host: upstreamHost,
       mirror: false,
       probe: settings.insecure,
-      auth: new Authenticator(this.transport, ref.registry, creds(ref.registry)),
+      auth: new Authenticator(this.transport, ref.registry, () => creds(ref.registry)),
     };
     this.endpoints = [...mirrors, this.upstream];
   }

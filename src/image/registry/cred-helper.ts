@@ -3,11 +3,10 @@
  * `docker-credential-<name> get` with the server URL on stdin; it prints
  * `{"ServerURL": "...", "Username": "...", "Secret": "..."}`, or "credentials not found ..." and
  * exits 1 when it has nothing for that server. No shell; a timeout; stdin closed after the URL.
- *
- * The run is synchronous because credential lookups are (Remote looks them up when it is built);
- * the timeout bounds how long that can block.
+ * The helper runs as an async child process, so the event loop (and every pod a supervisor
+ * watches) keeps going while it works; Remote asks only after a registry answered 401.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { PodrunError } from '../../util/errors.js';
 import type { Credentials } from './credentials.js';
 
@@ -37,13 +36,79 @@ export function isCredentialsNotFound(output: string): boolean {
   return /credentials not found/i.test(output);
 }
 
+/** What a finished helper left: its output, exit status or signal, or the spawn error. */
+interface HelperRun {
+  stdout: string;
+  stderr: string;
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  error?: NodeJS.ErrnoException;
+  timedOut: boolean;
+  tooLong: boolean;
+}
+
 /**
- * Run `docker-credential-<name> get` for `host` ("docker.io", "127.0.0.1:5000"). Returns the
- * credentials, or undefined when the helper has none (anonymous). Throws EAUTH, naming the
- * helper, when it is missing, fails, times out, prints something that is not its protocol, or
- * returns an identity token (which podrun cannot exchange yet).
+ * Spawn `program get` (no shell), write `input` to its stdin and collect its output. At the
+ * timeout, or past MAX_OUTPUT bytes, the helper gets SIGKILL and the run ends at once (a grandchild
+ * holding the pipes open does not keep us waiting). The helper stays in our session, as under the
+ * docker CLI, so one that asks for a passphrase on the terminal (pass + gpg) still can.
  */
-export function runCredentialHelper(name: string, host: string, opts: CredHelperOptions = {}): Credentials | undefined {
+function runHelperProcess(program: string, input: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<HelperRun> {
+  return new Promise((resolve) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'], shell: false, windowsHide: true });
+    const finish = (r: Partial<HelperRun>) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({
+        stdout: Buffer.concat(out).toString('utf8').trim(),
+        stderr: Buffer.concat(err).toString('utf8').trim(),
+        status: null,
+        signal: null,
+        timedOut: false,
+        tooLong: false,
+        ...r,
+      });
+    };
+    const kill = () => {
+      child.kill('SIGKILL');
+      child.stdout.destroy();
+      child.stderr.destroy();
+    };
+    const timer = setTimeout(() => {
+      kill();
+      finish({ timedOut: true });
+    }, timeoutMs);
+    const collect = (into: Buffer[]) => (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_OUTPUT) {
+        kill();
+        finish({ tooLong: true });
+        return;
+      }
+      into.push(chunk);
+    };
+    child.stdout.on('data', collect(out));
+    child.stderr.on('data', collect(err));
+    // A helper that exits without reading its stdin makes the write fail with EPIPE: not our error.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
+    child.on('error', (e) => finish({ error: e as NodeJS.ErrnoException }));
+    child.on('close', (status, signal) => finish({ status, signal }));
+  });
+}
+
+/**
+ * Run `docker-credential-<name> get` for `host` ("docker.io", "127.0.0.1:5000"). Resolves to the
+ * credentials (an identity token as `identityToken` when the helper answers Username "<token>"),
+ * or undefined when the helper has none (anonymous). Rejects with EAUTH, naming the helper, when
+ * it is missing, fails, times out, or prints something that is not its protocol.
+ */
+export async function runCredentialHelper(name: string, host: string, opts: CredHelperOptions = {}): Promise<Credentials | undefined> {
   const program = helperProgram(name);
   const what = `Cannot get credentials for "${host}" from credential helper "${program}"`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
@@ -53,31 +118,19 @@ export function runCredentialHelper(name: string, host: string, opts: CredHelper
   }
   const serverUrl = helperServerUrl(host);
   const timeoutMs = opts.timeoutMs ?? CRED_HELPER_TIMEOUT_MS;
-  const res = spawnSync(program, ['get'], {
-    input: `${serverUrl}\n`,
-    env: opts.env ?? process.env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
-    maxBuffer: MAX_OUTPUT,
-    shell: false,
-    windowsHide: true,
-  });
+  const res = await runHelperProcess(program, `${serverUrl}\n`, opts.env ?? process.env, timeoutMs);
   if (res.error) {
-    const code = (res.error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
+    if (res.error.code === 'ENOENT') {
       throw new PodrunError('EAUTH', `${what}: "${program}" is not on PATH`, {
         cause: res.error,
         hint: `Install ${program}, or remove it from credsStore/credHelpers in the Docker config. Under sudo, PATH is sudo's secure_path.`,
       });
     }
-    if (code === 'ETIMEDOUT') {
-      throw new PodrunError('EAUTH', `${what}: no answer within ${timeoutMs} ms (killed)`, { cause: res.error });
-    }
     throw new PodrunError('EAUTH', `${what}: ${res.error.message}`, { cause: res.error });
   }
-  const stdout = res.stdout.toString('utf8').trim();
-  const stderr = res.stderr.toString('utf8').trim();
+  if (res.timedOut) throw new PodrunError('EAUTH', `${what}: no answer within ${timeoutMs} ms (killed)`);
+  if (res.tooLong) throw new PodrunError('EAUTH', `${what}: it printed more than ${MAX_OUTPUT} bytes (killed)`);
+  const { stdout, stderr } = res;
   if (res.status !== 0) {
     if (res.status === 1 && isCredentialsNotFound(stdout || stderr)) return undefined;
     const how = res.signal ? `killed by ${res.signal}` : `exit status ${res.status}`;
@@ -96,9 +149,8 @@ export function runCredentialHelper(name: string, host: string, opts: CredHelper
   }
   if (d.Username === '' && d.Secret === '') return undefined;
   if (d.Username === IDENTITY_TOKEN_USERNAME) {
-    throw new PodrunError('EAUTH', `${what}: it returned an identity token (Username "${IDENTITY_TOKEN_USERNAME}"), and podrun cannot exchange identity tokens yet`, {
-      hint: `Store a user name with a password or access token for "${serverUrl}" instead (e.g. "docker login -u USER ${host}" with a personal access token).`,
-    });
+    if (d.Secret === '') throw new PodrunError('EAUTH', `${what}: it returned an identity token (Username "${IDENTITY_TOKEN_USERNAME}") with an empty Secret`);
+    return { username: '', password: '', identityToken: d.Secret };
   }
   return { username: d.Username, password: d.Secret };
 }

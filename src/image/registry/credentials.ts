@@ -3,6 +3,9 @@
  * chosen as the docker CLI does: `credHelpers["<host>"]` wins, else `credsStore`, else
  * `auths: { "<host>": { auth: base64("user:pass") } | { username, password } }`.
  * A helper is the program docker-credential-<name> on PATH (see cred-helper.ts).
+ *
+ * Lookups are lazy: Remote asks only when a registry answers 401, once per host, so an anonymous
+ * pull neither reads the file nor runs a helper, and a helper never blocks the event loop.
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -13,10 +16,19 @@ import { runCredentialHelper, type CredHelperOptions } from './cred-helper.js';
 export interface Credentials {
   username: string;
   password: string;
+  /**
+   * An identity (OAuth2 refresh) token: a helper's Secret when its Username is "<token>", or
+   * `identitytoken` in config.json `auths`. When set, the token service is asked with
+   * grant_type=refresh_token instead of Basic user:password.
+   */
+  identityToken?: string;
 }
 
-/** Looks up credentials for a host ("127.0.0.1:5000", "docker.io"). */
-export type CredentialLookup = (host: string) => Credentials | undefined;
+/**
+ * Looks up credentials for a host ("127.0.0.1:5000", "docker.io"); may answer at once or with a
+ * promise (a credential helper). Callers await it.
+ */
+export type CredentialLookup = (host: string) => Credentials | undefined | Promise<Credentials | undefined>;
 
 export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   const dir = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
@@ -82,7 +94,7 @@ function parseAuths(doc: unknown, source: string): Map<string, Credentials> {
   if (!auths || typeof auths !== 'object') return out;
   for (const [key, value] of Object.entries(auths as Record<string, unknown>)) {
     if (!value || typeof value !== 'object') continue;
-    const v = value as { auth?: unknown; username?: unknown; password?: unknown };
+    const v = value as { auth?: unknown; username?: unknown; password?: unknown; identitytoken?: unknown };
     let creds: Credentials | undefined;
     if (typeof v.auth === 'string' && v.auth !== '') {
       const decoded = Buffer.from(v.auth, 'base64').toString('utf8');
@@ -94,6 +106,10 @@ function parseAuths(doc: unknown, source: string): Map<string, Credentials> {
     } else if (typeof v.username === 'string' && typeof v.password === 'string') {
       creds = { username: v.username, password: v.password };
     }
+    // docker login stores an identity token beside "auth" (base64 of "user:"), or alone.
+    if (typeof v.identitytoken === 'string' && v.identitytoken !== '') {
+      creds = { username: creds?.username ?? '', password: creds?.password ?? '', identityToken: v.identitytoken };
+    }
     if (creds) out.set(keyHost(key), creds);
   }
   return out;
@@ -101,7 +117,7 @@ function parseAuths(doc: unknown, source: string): Map<string, Credentials> {
 
 export interface DockerCredentialsOptions extends CredHelperOptions {
   /** Runs a helper (tests); default: runCredentialHelper. */
-  runHelper?: (name: string, host: string, opts: CredHelperOptions) => Credentials | undefined;
+  runHelper?: (name: string, host: string, opts: CredHelperOptions) => Promise<Credentials | undefined> | Credentials | undefined;
 }
 
 /** The helper the docker CLI would ask for `host`: credHelpers[host], else credsStore, else none. */
@@ -113,7 +129,7 @@ export function helperFor(config: DockerConfig, host: string): string | undefine
  * Credentials for `host` from a parsed config: a configured helper decides alone (its "not found"
  * means anonymous, as in the docker CLI); without one, `auths`.
  */
-export function lookupDockerCredentials(config: DockerConfig, host: string, opts: DockerCredentialsOptions = {}): Credentials | undefined {
+export async function lookupDockerCredentials(config: DockerConfig, host: string, opts: DockerCredentialsOptions = {}): Promise<Credentials | undefined> {
   const helper = helperFor(config, host);
   if (helper === undefined) return config.auths.get(keyHost(host));
   const run = opts.runHelper ?? runCredentialHelper;
@@ -121,21 +137,50 @@ export function lookupDockerCredentials(config: DockerConfig, host: string, opts
 }
 
 /**
- * Credentials from the Docker config file; a missing file means none. The file is read once per
- * call; each host's helper runs at most once per returned lookup.
+ * Credentials from the Docker config file; a missing file means none. The file is read on the
+ * first lookup, not before. A host answered from `auths` is answered at once; a host with a helper
+ * gets a promise, and each host's helper runs at most once per returned lookup (its failure too is
+ * remembered).
  */
 export function dockerConfigCredentials(path: string = dockerConfigPath(), opts: DockerCredentialsOptions = {}): CredentialLookup {
-  let config: DockerConfig = { auths: new Map(), credHelpers: new Map() };
+  let config: DockerConfig | undefined;
+  const asked = new Map<string, Promise<Credentials | undefined>>();
+  return (host) => {
+    config ??= readDockerConfig(path);
+    const key = keyHost(host);
+    if (helperFor(config, key) === undefined) return config.auths.get(key);
+    let answer = asked.get(key);
+    if (!answer) {
+      answer = lookupDockerCredentials(config, key, opts);
+      asked.set(key, answer);
+    }
+    return answer;
+  };
+}
+
+function readDockerConfig(path: string): DockerConfig {
   try {
-    config = parseDockerConfigFile(readFileSync(path, 'utf8'), path);
+    return parseDockerConfigFile(readFileSync(path, 'utf8'), path);
   } catch (err) {
     if (nodeErrCode(err) !== 'ENOENT') throw err;
+    return { auths: new Map(), credHelpers: new Map() };
   }
-  const asked = new Map<string, Credentials | undefined>();
+}
+
+/**
+ * A lookup that asks `lookup` at most once per host (keys normalised), remembering the answer or
+ * the failure; what Remote uses so that many concurrent 401s for one host ask once.
+ */
+export function lookupOncePerHost(lookup: CredentialLookup): (host: string) => Promise<Credentials | undefined> {
+  const asked = new Map<string, Promise<Credentials | undefined>>();
   return (host) => {
     const key = keyHost(host);
-    if (!asked.has(key)) asked.set(key, lookupDockerCredentials(config, key, opts));
-    return asked.get(key);
+    let answer = asked.get(key);
+    if (!answer) {
+      answer = Promise.resolve().then(() => lookup(host));
+      asked.set(key, answer);
+    }
+    return answer;
   };
 }
 

@@ -9,8 +9,19 @@ export {
   DEFAULT_REGISTRIES_CONFIG,
 } from './config.js';
 export type { RegistriesConfig, RegistryHostConfig } from './config.js';
-export { dockerConfigCredentials, staticCredentials, parseDockerConfig, dockerConfigPath } from './credentials.js';
-export type { Credentials, CredentialLookup } from './credentials.js';
-export { clearAuthCache, parseChallenges } from './auth.js';
+export {
+  dockerConfigCredentials,
+  staticCredentials,
+  parseDockerConfig,
+  parseDockerConfigFile,
+  lookupDockerCredentials,
+  lookupOncePerHost,
+  helperFor,
+  dockerConfigPath,
+} from './credentials.js';
+export type { Credentials, CredentialLookup, DockerConfig, DockerCredentialsOptions } from './credentials.js';
+export { runCredentialHelper, CRED_HELPER_TIMEOUT_MS, IDENTITY_TOKEN_USERNAME } from './cred-helper.js';
+export type { CredHelperOptions } from './cred-helper.js';
+export { clearAuthCache, parseChallenges, OAUTH_CLIENT_ID } from './auth.js';
 export { DEFAULT_TIMEOUTS, DEFAULT_RETRY } from './http.js';
 export type { Timeouts, RetryPolicy } from './http.js';
