@@ -20,7 +20,7 @@ import { execInContainer, isSameProcess, processStartTime, readExitStatus, start
 import { buildShimPlan, containerId, opaqueVia, readImageFile, runDirs } from './container.js';
 import type { Syscalls } from '../linux/syscalls.js';
 import { pinDir } from './paths.js';
-import { missingVolumeError, removeDir, type RuntimeContext } from './sandbox.js';
+import { containerCgroupRel, missingVolumeError, removeDir, type RuntimeContext } from './sandbox.js';
 import { writeState, type ContainerRecord, type PodState } from './state.js';
 import path from 'node:path';
 
@@ -110,18 +110,17 @@ export class PodDriver implements ContainerDriver {
       logPath: dirs.logPath,
       stateDir: dirs.stateDir,
       dataDir: dirs.dataDir,
-      cgroupRel: '',
+      // the container's cgroup outlives its runs: OOM kills are counted from what it had before
+      cgroupRel: containerCgroupRel(this.ctx, this.st.key, name),
       oomBase: 0,
       process: proc,
       stopSignal: image.config.StopSignal,
     };
+    if (this.ctx.cgroups.exists(rec.cgroupRel)) rec.oomBase = this.ctx.cgroups.stats(rec.cgroupRel).oomKills ?? 0;
     // recorded before anything is created: dirs, cgroup and monitor are found through it
     this.st.containers[id] = rec;
     this.save();
     const built = buildShimPlan({ ctx: this.ctx, st: this.st, container: c, image, process: proc, restart: restartCount });
-    rec.cgroupRel = built.cgroupRel;
-    rec.oomBase = this.ctx.cgroups.stats(built.cgroupRel).oomKills ?? 0;
-    this.save();
     return { rec, plan: built.plan };
   }
 

@@ -103,29 +103,36 @@ async function createSteps(ctx: RuntimeContext, st: PodState, hostResolvConf?: s
   const plan = st.plan;
   const key = st.key;
 
-  // 1. directories
+  // Steps 1-3 and 5 are recorded together, in one write, before the first of them is made:
+  // each undo tolerates what was never created, and teardown runs in reverse record order.
   const runDir = podRunDir(paths, key);
   const dataDir = podDataDir(paths, key, st.uid);
   const logDir = podLogDir(paths, st.namespace, st.name, st.uid);
-  for (const d of [runDir, dataDir, logDir]) {
-    recordResource(paths, st, { kind: 'dir', path: d });
-    fs.mkdirSync(d, { recursive: true, mode: 0o700 });
-  }
+  const rel = podCgroupRel(ctx, key);
+  const nsDir = pinDir(paths, key);
+  const shm = shmDir(paths, key);
+  st.cgroup = { parent: ctx.cgroupParent, pod: key };
+  recordResource(
+    paths,
+    st,
+    ...[runDir, dataDir, logDir].map((d): Resource => ({ kind: 'dir', path: d })),
+    { kind: 'cgroup', parent: ctx.cgroupParent, pod: key },
+    { kind: 'mount', path: nsDir },
+    { kind: 'pins', dir: nsDir },
+    { kind: 'mount', path: shm },
+  );
+
+  // 1. directories
+  for (const d of [runDir, dataDir, logDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   fs.chmodSync(logDir, 0o755);
 
   // 2. the pod cgroup
-  const rel = podCgroupRel(ctx, key);
-  st.cgroup = { parent: ctx.cgroupParent, pod: key };
-  recordResource(paths, st, { kind: 'cgroup', parent: ctx.cgroupParent, pod: key });
   ctx.cgroups.create(rel);
   const values = podCgroupValues(plan);
   applyCgroupValues(ctx.cgroups, rel, values);
 
   // 3. pinned namespaces below a private mount of their own
-  const nsDir = pinDir(paths, key);
-  recordResource(paths, st, { kind: 'mount', path: nsDir });
   ensurePrivateMountDir(sys, nsDir, events);
-  recordResource(paths, st, { kind: 'pins', dir: nsDir });
   // loopback is brought up in the new net namespace right there (no shim spawn for it)
   const pins = pinNamespaces(sys, nsDir, { hostname: st.hostname, sink: events, loopbackUp: true });
 
@@ -147,9 +154,7 @@ async function createSteps(ctx: RuntimeContext, st: PodState, hostResolvConf?: s
   }
 
   // 5. /dev/shm
-  const shm = shmDir(paths, key);
   fs.mkdirSync(shm, { recursive: true, mode: 0o1777 });
-  recordResource(paths, st, { kind: 'mount', path: shm });
   trace(events, 'mount', 'tmpfs', `${shm} size=${ctx.shmBytes ?? DEFAULT_SHM_BYTES}`);
   sys.mount('shm', shm, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${ctx.shmBytes ?? DEFAULT_SHM_BYTES}`);
 

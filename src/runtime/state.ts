@@ -148,9 +148,9 @@ function reviveBytes(_k: string, v: unknown): unknown {
   return v;
 }
 
-/** Records a resource in the state file BEFORE it is created. */
-export function recordResource(p: RuntimePaths, st: PodState, r: Resource): void {
-  st.resources.push(r);
+/** Records resources in the state file (one write) BEFORE any of them is created. */
+export function recordResource(p: RuntimePaths, st: PodState, ...rs: Resource[]): void {
+  st.resources.push(...rs);
   writeState(p, st);
 }
 
