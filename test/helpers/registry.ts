@@ -2,7 +2,8 @@
  * A real Distribution registry (Debian's docker-registry 2.8) for tests, on a free 127.0.0.1 port
  * with its own temp storage. Options: Basic auth (htpasswd -Bbn), token auth (the registry's
  * `auth: token` mode; the token endpoint is a small node server here that signs RS256 JWTs with a
- * test key whose certificate is the registry's rootcertbundle), TLS with a test CA.
+ * test key whose certificate is the registry's rootcertbundle; it also takes the OAuth2 POST
+ * form with grant_type=refresh_token for known identity tokens), TLS with a test CA.
  *
  *   const reg = await startTestRegistry();            // reg.host = "127.0.0.1:PORT"
  *   ...
@@ -12,7 +13,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSign, randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,7 +27,13 @@ export interface TestRegistryOptions {
   basicAuth?: Record<string, string>;
   /** Token auth. `users` may log in with Basic at the token endpoint and get what they ask for;
    *  anonymous callers get pull only when `anonymousPull` is true. */
-  tokenAuth?: { users?: Record<string, string>; anonymousPull?: boolean; expiresIn?: number };
+  tokenAuth?: {
+    users?: Record<string, string>;
+    anonymousPull?: boolean;
+    expiresIn?: number;
+    /** Identity (refresh) tokens → the user they stand for, accepted by the OAuth2 POST flow. */
+    refreshTokens?: Record<string, string>;
+  };
   /** Serve https with a certificate from a fresh test CA (handle.caFile). */
   tls?: boolean;
   /** Bind address (default 127.0.0.1). */
@@ -38,6 +45,11 @@ export interface TokenRequest {
   scopes: string[];
   user?: string;
   granted: boolean;
+  /** "POST" for the OAuth2 flow; absent for the GET token flow. */
+  method?: string;
+  /** OAuth2 POST only: grant_type and client_id as sent. */
+  grantType?: string;
+  clientId?: string;
 }
 
 export interface TestRegistry {
@@ -107,25 +119,8 @@ async function startTokenServer(
   const certPem = readFileSync(join(dir, 'token.pem'), 'utf8');
   const der = Buffer.from(certPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
   const requests: TokenRequest[] = [];
-  const server = createHttpServer((req, res) => {
-    const u = new URL(req.url ?? '/', 'http://x');
-    const scopes = u.searchParams.getAll('scope');
-    let user: string | undefined;
-    const auth = req.headers.authorization;
-    if (auth?.startsWith('Basic ')) {
-      const [name, ...rest] = Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':');
-      if (opts.users?.[name] !== undefined && opts.users[name] === rest.join(':')) user = name;
-      else {
-        requests.push({ service: u.searchParams.get('service'), scopes, user: name, granted: false });
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
-        return;
-      }
-    }
-    if (!user && !opts.anonymousPull) {
-      requests.push({ service: u.searchParams.get('service'), scopes, granted: false });
-      res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"authentication required"}');
-      return;
-    }
+  /** A signed JWT granting `user` (or anonymous: pull only) the actions it asks for in `scopes`. */
+  const issue = (user: string | undefined, scopes: string[]): { token: string; expiresIn: number; issuedAt: string } => {
     const access = scopes.flatMap((s) => {
       const [type, name, actions] = s.split(':');
       if (!type || !name || !actions) return [];
@@ -147,9 +142,65 @@ async function startTokenServer(
     };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = createSign('RSA-SHA256').update(input).sign(key);
-    const token = `${input}.${b64url(sig)}`;
+    return { token: `${input}.${b64url(sig)}`, expiresIn, issuedAt: new Date(now * 1000).toISOString() };
+  };
+  /** OAuth2 (distribution's spec/auth/oauth): POST form; only grant_type=refresh_token is offered. */
+  const oauth = (body: string, res: ServerResponse): void => {
+    const form = new URLSearchParams(body);
+    const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+    const grantType = form.get('grant_type') ?? undefined;
+    const clientId = form.get('client_id') ?? undefined;
+    const refreshToken = form.get('refresh_token') ?? '';
+    const user = opts.refreshTokens?.[refreshToken];
+    const record = { service: form.get('service'), scopes, method: 'POST', grantType, clientId };
+    const refuse = (status: number, error: string) => {
+      requests.push({ ...record, user, granted: false });
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error }));
+    };
+    if (grantType !== 'refresh_token') return refuse(400, 'unsupported_grant_type');
+    if (!clientId || !form.get('service')) return refuse(400, 'invalid_request');
+    if (user === undefined) return refuse(400, 'invalid_grant');
+    const t = issue(user, scopes);
+    requests.push({ ...record, user, granted: true });
+    // OAuth2 answers access_token only (no "token"), so a client must read that field.
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt, scope: scopes.join(' ') }));
+  };
+  const server = createHttpServer((req, res) => {
+    if (req.method === 'POST') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const type = req.headers['content-type'] ?? '';
+        if (!type.startsWith('application/x-www-form-urlencoded')) {
+          requests.push({ service: null, scopes: [], method: 'POST', granted: false });
+          res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_request"}');
+          return;
+        }
+        oauth(Buffer.concat(chunks).toString('utf8'), res);
+      });
+      return;
+    }
+    const u = new URL(req.url ?? '/', 'http://x');
+    const scopes = u.searchParams.getAll('scope');
+    let user: string | undefined;
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Basic ')) {
+      const [name, ...rest] = Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':');
+      if (opts.users?.[name] !== undefined && opts.users[name] === rest.join(':')) user = name;
+      else {
+        requests.push({ service: u.searchParams.get('service'), scopes, user: name, granted: false });
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
+        return;
+      }
+    }
+    if (!user && !opts.anonymousPull) {
+      requests.push({ service: u.searchParams.get('service'), scopes, granted: false });
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"authentication required"}');
+      return;
+    }
+    const t = issue(user, scopes);
     requests.push({ service: u.searchParams.get('service'), scopes, user, granted: true });
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: t.token, access_token: t.token, expires_in: t.expiresIn, issued_at: t.issuedAt }));
   });
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
   return { realm: `http://127.0.0.1:${port}/token`, server, requests, certFile: join(dir, 'token.pem') };

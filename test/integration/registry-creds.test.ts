@@ -3,10 +3,14 @@
  * (htpasswd), and a real `docker-credential-<name>` program (a sh script in a temp dir put on
  * PATH) named by credsStore / credHelpers in $DOCKER_CONFIG/config.json. Both the library
  * (openRemote with its default credentials) and `podrun pull` take the credentials from it.
+ * A helper runs only after a 401, once per remote and host; an anonymous pull runs none. A helper
+ * answering Username "<token>" gives an identity token, exchanged at the token service of a
+ * `auth: token` registry by the OAuth2 refresh_token grant.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { buffer } from 'node:stream/consumers';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -36,8 +40,8 @@ function distStale(): boolean {
   return newer(join(repo, 'src'));
 }
 
-/** A helper program speaking the protocol: logs "get|<url>", answers alice's password for the test registry only. */
-function writeHelper(name: string, host: string, password: string): void {
+/** A helper program speaking the protocol: logs "get|<url>", answers `username` + `secret` for `host` only. */
+function writeHelper(name: string, host: string, secret: string, username = 'alice'): void {
   const p = join(helperBin, `docker-credential-${name}`);
   writeFileSync(
     p,
@@ -45,7 +49,7 @@ function writeHelper(name: string, host: string, password: string): void {
 read -r url
 printf '%s|%s\\n' "$1" "$url" >> "${join(dir, `${name}.log`)}"
 if [ "$url" = "${host}" ]; then
-  printf '{"ServerURL":"%s","Username":"alice","Secret":"%s"}\\n' "$url" "${password}"
+  printf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}\\n' "$url" "${username}" "${secret}"
   exit 0
 fi
 echo "credentials not found in native keychain"
@@ -92,8 +96,8 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function manifestDigest(): Promise<string> {
-  const r = openRemote(parseReference(`${reg.host}/private/busybox:1`), { config: { registries: {} } });
+async function manifestDigest(ref = `${reg.host}/private/busybox:1`): Promise<string> {
+  const r = openRemote(parseReference(ref), { config: { registries: {} } });
   try {
     return (await r.getManifest('1')).digest;
   } finally {
@@ -166,5 +170,114 @@ describe('credential helpers (Basic auth registry)', () => {
     });
     expect(r2.status).not.toBe(0);
     expect(r2.stderr).toContain('"docker-credential-podrun-test-good" is not on PATH');
+  });
+});
+
+function helperCalls(name: string): string[] {
+  try {
+    return readFileSync(join(dir, `${name}.log`), 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+describe('when helpers run', () => {
+  test('once per remote and host, even for concurrent requests answered 401', async () => {
+    writeHelper('podrun-test-count', reg.host, 'wonder-land');
+    useEnv(dockerConfig('count', { credsStore: 'podrun-test-count' }));
+    const r = openRemote(parseReference(`${reg.host}/private/busybox:1`), { config: { registries: {} } });
+    try {
+      const m = await r.getManifest('1');
+      const layers = JSON.parse(m.bytes.toString('utf8')).layers as { digest: string; size: number; mediaType: string }[];
+      clearAuthCache();
+      // Four requests at once, each answered 401 first: one helper run between them.
+      await Promise.all([r.getManifest('1'), r.getManifest(m.digest), ...layers.map(async (l) => buffer(await r.getBlob(l)))]);
+    } finally {
+      await r.close();
+    }
+    expect(helperCalls('podrun-test-count')).toEqual([`get|${reg.host}`]);
+  });
+
+  test('an anonymous pull (no 401) runs no helper and reads no config', async () => {
+    const open = await startTestRegistry();
+    try {
+      await pushBusybox(open.host, 'library/busybox:1', { credentials: () => undefined });
+      writeHelper('podrun-test-anon', open.host, 'x');
+      const cfg = dockerConfig('anon', { credsStore: 'podrun-test-anon' });
+      useEnv(cfg);
+      expect(await manifestDigest(`${open.host}/library/busybox:1`)).toBe(digest);
+      expect(helperCalls('podrun-test-anon')).toEqual([]);
+      // Not even read: a broken config file does not matter to an anonymous pull.
+      writeFileSync(join(cfg, 'config.json'), '{broken');
+      expect(await manifestDigest(`${open.host}/library/busybox:1`)).toBe(digest);
+    } finally {
+      await open.stop();
+    }
+  });
+});
+
+describe('identity tokens (helper answers Username "<token>")', () => {
+  let tok: TestRegistry;
+  const REFRESH = `podrun-test-rt-${Math.random().toString(36).slice(2)}`;
+  beforeAll(async () => {
+    tok = await startTestRegistry({ tokenAuth: { users: { bob: 'builder' }, refreshTokens: { [REFRESH]: 'carol' } } });
+    await pushBusybox(tok.host, 'team/busybox:1', { credentials: staticCredentials({ [tok.host]: { username: 'bob', password: 'builder' } }) });
+    writeHelper('podrun-test-idtoken', tok.host, REFRESH, '<token>');
+    writeHelper('podrun-test-badtoken', tok.host, 'podrun-test-rt-revoked', '<token>');
+  }, 60_000);
+  afterAll(async () => tok?.stop());
+
+  test('the token is exchanged by POST grant_type=refresh_token and the pull works', async () => {
+    useEnv(dockerConfig('idtoken', { credHelpers: { [tok.host]: 'podrun-test-idtoken' } }));
+    const before = tok.tokenRequests.length;
+    expect(await manifestDigest(`${tok.host}/team/busybox:1`)).toBe(digest);
+    expect(tok.tokenRequests.slice(before)).toEqual([
+      {
+        method: 'POST',
+        grantType: 'refresh_token',
+        clientId: 'podrun',
+        service: 'podrun-test-registry',
+        scopes: ['repository:team/busybox:pull'],
+        user: 'carol',
+        granted: true,
+      },
+    ]);
+  });
+
+  test('identitytoken in config.json auths works the same way', async () => {
+    useEnv(dockerConfig('idtoken-auths', { auths: { [tok.host]: { auth: Buffer.from('carol:').toString('base64'), identitytoken: REFRESH } } }));
+    expect(await manifestDigest(`${tok.host}/team/busybox:1`)).toBe(digest);
+  });
+
+  test('a refused identity token is EAUTH naming the registry and the token service', async () => {
+    useEnv(dockerConfig('badtoken', { credsStore: 'podrun-test-badtoken' }));
+    const err = await rejection(manifestDigest(`${tok.host}/team/busybox:1`));
+    expect(err.code).toBe('EAUTH');
+    expect(err.message).toBe(`Cannot log in to "${tok.host}" with an identity token: the token service "${tok.tokenRealm}" refused it (HTTP 400 invalid_grant)`);
+  });
+
+  test('a Basic-auth registry with only an identity token: a clear error', async () => {
+    writeHelper('podrun-test-idtoken-basic', reg.host, REFRESH, '<token>');
+    useEnv(dockerConfig('idtoken-basic', { credsStore: 'podrun-test-idtoken-basic' }));
+    const err = await rejection(manifestDigest());
+    expect(err.code).toBe('EAUTH');
+    expect(err.message).toBe(`Cannot authenticate to "${reg.host}": it requires a user name and password (Basic auth), and its credentials are only an identity token`);
+  });
+
+  test('podrun pull with an identity-token helper pulls the image', async () => {
+    const cfg = dockerConfig('idtoken-cli', { credsStore: 'podrun-test-idtoken' });
+    writeFileSync(join(dir, 'registries.yaml'), 'registries: {}\n');
+    const env = { ...process.env, DOCKER_CONFIG: cfg, PATH: `${helperBin}:${savedEnv.PATH}` };
+    const before = tok.tokenRequests.length;
+    // Not spawnSync: the token service runs in this process and must keep answering.
+    const child = spawn(BIN, ['--root', join(dir, 'root-idtoken'), '--registry-config', join(dir, 'registries.yaml'), 'pull', `${tok.host}/team/busybox:1`], { env });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(output).toContain(digest);
+    expect(status).toBe(0);
+    expect(tok.tokenRequests.slice(before).every((t) => t.method === 'POST' && t.user === 'carol' && t.granted)).toBe(true);
+    expect(tok.tokenRequests.length).toBeGreaterThan(before);
   });
 });
