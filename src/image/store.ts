@@ -50,14 +50,30 @@ export function sha256Of(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-/** A blob being written: hashes while writing, verifies, renames into place. */
+/** Bytes a BlobWriter may hold before its producer should wait (see `room`). */
+export const BLOB_WRITE_BACKLOG = 4 * 1024 * 1024;
+
+/**
+ * A blob being written: hashes while writing, verifies, renames into place. The bytes are hashed
+ * at once, in order, and written on the threadpool, one write (of all that is queued) at a time,
+ * so the partial file only ever holds a prefix of the blob and a resumed download stays valid.
+ */
 export class BlobWriter {
   private fd: number;
   private hash: Hash = createHash('sha256');
   /** Bytes already in the partial file when it was opened (a resumed download). */
   readonly resumeOffset: number;
+  /** Bytes accepted (hashed) so far, including the resumed ones; the file catches up on its own. */
   written: number;
   private hashedExisting = 0;
+  /** Chunks accepted and not yet written, and their size. */
+  private queue: Buffer[] = [];
+  backlog = 0;
+  /** Where the next write lands in the file. */
+  private filePos: number;
+  private writing = false;
+  private error: Error | undefined;
+  private waiters: { bytes: number; resolve: () => void }[] = [];
 
   constructor(
     private readonly store: ImageStore,
@@ -75,6 +91,7 @@ export class BlobWriter {
     if (size === 0) fs.ftruncateSync(this.fd, 0);
     this.resumeOffset = size;
     this.written = size;
+    this.filePos = size;
   }
 
   /** Feeds bytes that are already in the partial file (read back on resume) to the hash. */
@@ -83,20 +100,75 @@ export class BlobWriter {
     this.hashedExisting += chunk.length;
   }
 
+  /** Hashes `chunk` and queues it for writing; the caller must not reuse the buffer. */
   write(chunk: Buffer): void {
+    if (this.error) throw this.writeFailed();
     if (this.written + chunk.length > this.desc.size) {
       throw new PodrunError('EDIGEST', `Cannot store blob "${this.desc.digest}": the source sent more than the ${this.desc.size} bytes its descriptor says`);
     }
     this.hash.update(chunk);
-    let off = 0;
-    while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off, this.written + off);
     this.written += chunk.length;
+    if (chunk.length === 0) return;
+    this.queue.push(chunk);
+    this.backlog += chunk.length;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.writing || this.queue.length === 0 || this.fd < 0) return;
+    const bufs = this.queue;
+    this.queue = [];
+    this.writing = true;
+    fs.writev(this.fd, bufs, this.filePos, (err, n) => {
+      this.writing = false;
+      if (err) {
+        this.error ??= err;
+        this.queue = [];
+        this.backlog = 0;
+      } else {
+        this.filePos += n;
+        this.backlog -= n;
+        let skip = n;
+        const rest: Buffer[] = [];
+        for (const b of bufs) {
+          if (skip >= b.length) skip -= b.length;
+          else {
+            rest.push(skip ? b.subarray(skip) : b); // a short write: the rest goes first
+            skip = 0;
+          }
+        }
+        this.queue = rest.concat(this.queue);
+      }
+      this.pump();
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) {
+      if (this.backlog <= w.bytes || this.error || (!this.writing && this.queue.length === 0)) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  /** The write's own error (as a synchronous write would have thrown it: ENOSPC, EIO, …). */
+  private writeFailed(): Error {
+    return this.error!;
+  }
+
+  /** Resolves when at most `bytes` are waiting to be written (0: all written). Never rejects. */
+  room(bytes = BLOB_WRITE_BACKLOG / 2): Promise<void> {
+    if (this.backlog <= bytes && (bytes > 0 || !this.writing)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ bytes, resolve }));
   }
 
   /** Checks size and digest and renames the blob into the store. */
-  commit(): void {
+  async commit(): Promise<void> {
     if (this.hashedExisting !== this.resumeOffset) throw new PodrunError('EINTERNAL', 'Cannot commit blob: resumed bytes were not hashed');
-    this.close();
+    await this.close();
+    if (this.error) throw this.writeFailed();
     if (this.written !== this.desc.size) {
       throw new PodrunError('EDIGEST', `Cannot store blob "${this.desc.digest}": got ${this.written} bytes, its descriptor says ${this.desc.size}`);
     }
@@ -108,8 +180,9 @@ export class BlobWriter {
     fs.renameSync(this.partialPath, this.store.blobPath(this.desc.digest));
   }
 
-  /** Keeps the partial file for a later resume. */
-  close(): void {
+  /** Waits for queued writes, then closes the file; keeps it for a later resume. */
+  async close(): Promise<void> {
+    await this.room(0);
     if (this.fd >= 0) {
       fs.closeSync(this.fd);
       this.fd = -1;

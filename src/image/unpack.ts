@@ -22,6 +22,7 @@ import { PodrunError, SyscallError, isPodrunError, nodeErrCode } from '../util/e
 import type { EventSink } from '../util/events.js';
 import type { Syscalls } from '../linux/syscalls.js';
 import { TarParser, type TarHeader, type TarLimits } from './tar.js';
+import { ASYNC_WRITE_MIN, WriteQueue, type AsyncFile } from './write-queue.js';
 
 export interface UnpackLimits extends TarLimits {
   /** Largest decompressed layer accepted, bytes. */
@@ -49,6 +50,8 @@ export interface ExtractOptions {
   preserveOwner?: boolean;
   limits?: Partial<UnpackLimits>;
   events?: EventSink;
+  /** Files at least this large get their content written on the threadpool (default 64 KiB; 0: never). */
+  asyncWriteMin?: number;
 }
 
 const S_IFCHR = 0o020000;
@@ -96,6 +99,9 @@ export class Extractor {
   private fd = -1;
   private cur: TarHeader | undefined;
   private curRel = '';
+  /** The current file when its content goes through the write queue. */
+  private curAsync: AsyncFile | undefined;
+  readonly writes: WriteQueue;
   private readonly preserveOwner: boolean;
   private readonly euid: number;
   private readonly egid: number;
@@ -111,6 +117,7 @@ export class Extractor {
     this.egid = process.getegid?.() ?? 0;
     this.preserveOwner = opts.preserveOwner ?? this.euid === 0;
     this.umask = process.umask();
+    this.writes = new WriteQueue(opts.asyncWriteMin ?? ASYNC_WRITE_MIN);
   }
 
   private abs(rel: string): string {
@@ -236,6 +243,12 @@ export class Extractor {
         });
         this.cur = h;
         this.curRel = rel;
+        // A large file's content is written on the threadpool (fd-based calls only). A file with
+        // xattrs stays synchronous: a write drops security.capability, so xattrs follow the last write.
+        if (this.writes.wants(h.size) && !h.xattrs) {
+          this.curAsync = this.writes.adopt(this.fd, (fd) => this.fileAttrs(fd, h));
+          this.fd = -1;
+        }
         return;
       }
       case 'symlink':
@@ -277,25 +290,36 @@ export class Extractor {
   }
 
   data(chunk: Buffer): void {
+    if (this.curAsync) return this.writes.write(this.curAsync, chunk);
     let off = 0;
     while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off);
   }
 
   entryEnd(): void {
+    if (this.curAsync) {
+      this.writes.end(this.curAsync);
+      this.curAsync = undefined;
+      return;
+    }
     if (this.fd < 0) return;
     const h = this.cur!;
     const fd = this.fd;
     try {
-      this.chown('', h, fd);
-      // chown clears setuid/setgid; open() masked the mode with the umask: fix both on the fd
-      const perm = h.mode & 0o7777;
-      if ((perm & 0o7000) !== 0 || (perm & this.umask) !== 0) fs.fchmodSync(fd, perm);
-      if (h.xattrs) this.xattrs(this.abs(this.curRel), this.curRel, h);
-      fs.futimesSync(fd, h.mtime, h.mtime);
+      this.fileAttrs(fd, h, this.curRel);
     } finally {
       this.fd = -1;
       fs.closeSync(fd);
     }
+  }
+
+  /** Owner, mode, xattrs (sync files only, by path: `rel` is still this file) and times, on the open fd. */
+  private fileAttrs(fd: number, h: TarHeader, rel?: string): void {
+    this.chown('', h, fd);
+    // chown clears setuid/setgid; open() masked the mode with the umask: fix both on the fd
+    const perm = h.mode & 0o7777;
+    if ((perm & 0o7000) !== 0 || (perm & this.umask) !== 0) fs.fchmodSync(fd, perm);
+    if (h.xattrs && rel !== undefined) this.xattrs(this.abs(rel), rel, h);
+    fs.futimesSync(fd, h.mtime, h.mtime);
   }
 
   private whiteout(rel: string, base: string): void {
@@ -348,8 +372,12 @@ export class Extractor {
     }
   }
 
-  /** Closes a file left open by a failed stream. */
+  /** Closes a file left open by a failed stream (a queued file once its writes are done: await writes.settled()). */
   abort(): void {
+    if (this.curAsync) {
+      this.writes.end(this.curAsync, true);
+      this.curAsync = undefined;
+    }
     if (this.fd >= 0) {
       try {
         fs.closeSync(this.fd);
@@ -405,6 +433,7 @@ export async function extractLayerStream(input: Readable, dir: string, opts: Str
   const limits = { ...DEFAULT_UNPACK_LIMITS, ...(opts.limits ?? {}) };
   const extractor = new Extractor(dir, opts);
   const parser = new TarParser(extractor, limits);
+  const writes = extractor.writes;
   const hash = createHash('sha256');
   let compressed = 0;
   let size = 0;
@@ -425,7 +454,9 @@ export async function extractLayerStream(input: Readable, dir: string, opts: Str
         }
         hash.update(chunk);
         parser.write(chunk);
-        cb();
+        if (writes.error) throw writes.error;
+        if (!writes.busy) return cb();
+        writes.room().then(() => cb(writes.error), cb);
       } catch (err) {
         cb(err as Error);
       }
@@ -433,11 +464,18 @@ export async function extractLayerStream(input: Readable, dir: string, opts: Str
     final(cb) {
       try {
         parser.finish();
-        extractor.finish();
-        cb();
       } catch (err) {
-        cb(err as Error);
+        return cb(err as Error);
       }
+      writes.settled().then(() => {
+        try {
+          if (writes.error) throw writes.error;
+          extractor.finish();
+          cb();
+        } catch (err) {
+          cb(err as Error);
+        }
+      }, cb);
     },
   });
   try {
@@ -448,6 +486,7 @@ export async function extractLayerStream(input: Readable, dir: string, opts: Str
     }
   } catch (err) {
     extractor.abort();
+    await writes.settled(); // no fd may stay open (or be written) after we return
     if (isPodrunError(err)) throw err;
     const code = nodeErrCode(err);
     if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') {

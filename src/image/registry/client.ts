@@ -163,7 +163,7 @@ class Remote implements RemoteRepository {
     const base = await this.baseOf(ep, init.signal);
     const url = new URL(base + path);
     const origin = url.origin;
-    let authorization = ep.auth.cached(origin, scope);
+    let authorization = await ep.auth.authorization(origin, scope);
     for (let round = 0; ; round++) {
       const res = await this.transport.send({ ...init, url, authorization }, action);
       if (res.status !== 401 || !res.sameOrigin || round >= 1) {
@@ -324,7 +324,9 @@ class Remote implements RemoteRepository {
         }
       }
     }
-    const stream = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+    // Chunks pass through one by one: a byte-mode Readable read by `for await` would copy its
+    // buffered chunks into one new buffer on every read.
+    const stream = Readable.from(chunks(), { objectMode: true, highWaterMark: 16 });
     // A reader that stops early (or never starts) releases the connection.
     stream.on('close', () => {
       if (!current.res.body.destroyed) current.res.body.destroy();
