@@ -116,6 +116,16 @@ export class Authenticator {
     return this.lookedUp.credentials;
   }
 
+  /**
+   * The Authorization header for a first request to `origin`: when this process has already seen
+   * `origin` challenge, credentials are looked up now (saving a 401 round trip); otherwise none is
+   * looked up until the origin answers 401.
+   */
+  async authorization(origin: string, scope: string): Promise<string | undefined> {
+    if (challengeCache.has(origin)) await this.loadCredentials();
+    return this.cached(origin, scope);
+  }
+
   /** The Authorization header to send to `origin` for `scope`, if one is known without a round trip. */
   cached(origin: string, scope: string): string | undefined {
     const ch = challengeCache.get(origin);
