@@ -362,3 +362,69 @@ describe.runIf(process.geteuid?.() === 0)('with the real kernel (root)', () => {
     expect(realSyscalls.lgetxattr(path.join(layer, 'f'), 'user.k')?.toString()).toBe('v');
   });
 });
+
+describe('large files written on the threadpool', () => {
+  const big = (n: number, seed: number) => {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+    return b;
+  };
+  const openFds = () => fs.readdirSync('/proc/self/fd').length;
+
+  it('keep content, mode (setuid too), owner, mtime and hardlinks, also fed in small pieces', async () => {
+    const a = big(300_000, 1);
+    const b = big(2 * 1024 * 1024 + 123, 2);
+    const entries: CraftEntry[] = [
+      { name: 'bin', type: 'dir', mode: 0o755, mtime: 1_600_000_000 },
+      { name: 'bin/a', content: a, mode: 0o4755, mtime: 1_600_000_001 },
+      { name: 'bin/b', content: b, mode: 0o640, mtime: 1_600_000_002 },
+      { name: 'bin/h', type: 'link', linkname: 'bin/a' },
+      { name: 'bin/small', content: 'tiny', mode: 0o600, mtime: 1_600_000_003 },
+      { name: 'bin/b', content: a, mode: 0o700, mtime: 1_600_000_004 }, // same name again: the later one wins
+    ];
+    const tgz = tgzOf(entries);
+    const pieces: Buffer[] = [];
+    for (let off = 0; off < tgz.length; off += 7_000) pieces.push(tgz.subarray(off, off + 7_000));
+    const fds = openFds();
+    const r = await extractLayerStream(Readable.from(pieces), layer, { mode: 'overlay', syscalls: fakeSyscalls().sc, compression: 'gzip' });
+    expect(openFds()).toBe(fds);
+    expect(r.entries).toBe(6);
+    const st = (p: string) => fs.lstatSync(path.join(layer, p));
+    expect(fs.readFileSync(path.join(layer, 'bin/a')).equals(a)).toBe(true);
+    expect(fs.readFileSync(path.join(layer, 'bin/b')).equals(a)).toBe(true);
+    expect(st('bin/a').mode & 0o7777).toBe(0o4755);
+    expect(st('bin/b').mode & 0o7777).toBe(0o700);
+    expect(st('bin/a').mtimeMs).toBe(1_600_000_001_000);
+    expect(st('bin/b').mtimeMs).toBe(1_600_000_004_000);
+    expect(st('bin/h').ino).toBe(st('bin/a').ino);
+    expect(st('bin').mtimeMs).toBe(1_600_000_000_000);
+    // the same archive written synchronously gives the same tree
+    const syncDir = path.join(base, 'sync');
+    fs.mkdirSync(syncDir);
+    await extractLayerStream(Readable.from([tgz]), syncDir, { mode: 'overlay', syscalls: fakeSyscalls().sc, compression: 'gzip', asyncWriteMin: 0 });
+    const below = (dir: string) => snapshot(dir).split('\n').slice(1).join('\n'); // the root itself has no entry: its mtime is now
+    expect(below(layer)).toBe(below(syncDir));
+  });
+
+  it('a large file with xattrs is written synchronously, xattrs after the content', async () => {
+    const { sc, calls } = fakeSyscalls();
+    await extract([{ name: 'f', content: big(200_000, 3), pax: { 'SCHILY.xattr.security.capability': 'cap' } }], { sc });
+    expect(calls.filter((c) => c.fn === 'lsetxattr').map((c) => rel(c.path))).toEqual(['f']);
+    expect(fs.statSync(path.join(layer, 'f')).size).toBe(200_000);
+  });
+
+  it('a stream that breaks inside a large file leaves no file descriptor open', async () => {
+    const tar = tarOf([{ name: 'f', content: big(500_000, 4) }, { name: 'g', content: big(500_000, 5) }]);
+    const fds = openFds();
+    const err = await extractLayerStream(Readable.from([tar.subarray(0, 700_000)]), layer, { mode: 'overlay', syscalls: fakeSyscalls().sc, compression: 'none' }).catch((e) => e);
+    expect(isPodrunError(err, 'EHOSTILE'), String(err)).toBe(true);
+    expect(err.message).toMatch(/truncated/);
+    expect(openFds()).toBe(fds);
+  });
+
+  it('a layer that turns hostile after a large file refuses it and closes everything', async () => {
+    const fds = openFds();
+    await expectHostile([{ name: 'f', content: big(400_000, 6) }, { name: '../sentinel/file', content: 'owned' }], /contains "\.\."/);
+    expect(openFds()).toBe(fds);
+  });
+});
