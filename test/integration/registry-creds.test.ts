@@ -198,6 +198,26 @@ describe('when helpers run', () => {
     expect(helperCalls('podrun-test-count')).toEqual([`get|${reg.host}`]);
   });
 
+  test('an origin this process saw challenge: the next remote looks up first and meets no 401', async () => {
+    writeHelper('podrun-test-seen', reg.host, 'wonder-land');
+    useEnv(dockerConfig('seen', { credsStore: 'podrun-test-seen' }));
+    expect(await manifestDigest()).toBe(digest);
+    const steps: string[] = [];
+    const r = openRemote(parseReference(`${reg.host}/private/busybox:1`), {
+      config: { registries: {} },
+      events: (e) => {
+        if (e.type === 'trace' && e.area === 'http') steps.push(e.step);
+      },
+    });
+    try {
+      expect((await r.getManifest('1')).digest).toBe(digest);
+    } finally {
+      await r.close();
+    }
+    expect(steps.filter((s) => s.includes('/manifests/'))).toEqual([`GET http://${reg.host}/v2/private/busybox/manifests/1 -> 200`]);
+    expect(helperCalls('podrun-test-seen')).toEqual([`get|${reg.host}`, `get|${reg.host}`]);
+  });
+
   test('an anonymous pull (no 401) runs no helper and reads no config', async () => {
     const open = await startTestRegistry();
     try {
