@@ -9,6 +9,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { buffer } from 'node:stream/consumers';
 import { join } from 'node:path';
@@ -299,5 +301,75 @@ describe('identity tokens (helper answers Username "<token>")', () => {
     expect(status).toBe(0);
     expect(tok.tokenRequests.slice(before).every((t) => t.method === 'POST' && t.user === 'carol' && t.granted)).toBe(true);
     expect(tok.tokenRequests.length).toBeGreaterThan(before);
+  });
+});
+
+describe('identity tokens against token services that do not take them', () => {
+  /** A stand-in registry whose /v2/ paths challenge Bearer with a realm on this server; /token answers `token`. */
+  async function fakeRegistry(token: (req: IncomingMessage, res: ServerResponse, body: string) => void): Promise<{ host: string; posts: string[]; close: () => Promise<void> }> {
+    const posts: string[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        if (req.url?.startsWith('/token')) {
+          posts.push(`${req.method} ${req.url} ${body}`);
+          return token(req, res, body);
+        }
+        const host = req.headers.host;
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="podrun-test-fake"`, 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    return {
+      host: `127.0.0.1:${port}`,
+      posts,
+      close: () => {
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        server.closeAllConnections();
+        return closed;
+      },
+    };
+  }
+
+  test('a token service without OAuth2 (404 to the POST) is a clear EAUTH', async () => {
+    const fake = await fakeRegistry((_req, res) => res.writeHead(404).end());
+    try {
+      const r = openRemote(parseReference(`${fake.host}/team/app:1`), {
+        config: { registries: {} },
+        credentials: staticCredentials({ [fake.host]: { username: '', password: '', identityToken: 'podrun-test-rt-1' } }),
+      });
+      const err = await rejection(r.getManifest('1').finally(() => r.close()));
+      expect(err.message).toBe(`Cannot log in to "${fake.host}" with an identity token: the token service "http://${fake.host}/token" does not offer OAuth2 (POST answered HTTP 404)`);
+      expect(fake.posts).toHaveLength(1);
+      expect(fake.posts[0]).toMatch(/^POST \/token /);
+      const form = new URLSearchParams(fake.posts[0].split(' ')[2]);
+      expect(Object.fromEntries(form)).toEqual({
+        grant_type: 'refresh_token',
+        refresh_token: 'podrun-test-rt-1',
+        client_id: 'podrun',
+        service: 'podrun-test-fake',
+        scope: 'repository:team/app:pull',
+      });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  test('the POST carrying the token is not redirected', async () => {
+    const fake = await fakeRegistry((_req, res) => res.writeHead(307, { location: '/token-elsewhere' }).end());
+    try {
+      const r = openRemote(parseReference(`${fake.host}/team/app:1`), {
+        config: { registries: {} },
+        credentials: staticCredentials({ [fake.host]: { username: '', password: '', identityToken: 'podrun-test-rt-2' } }),
+      });
+      const err = await rejection(r.getManifest('1').finally(() => r.close()));
+      expect(err.code).toBe('EAUTH');
+      expect(err.message).toContain('HTTP 307');
+      expect(fake.posts.map((p) => p.split(' ')[1])).toEqual(['/token']);
+    } finally {
+      await fake.close();
+    }
   });
 });
