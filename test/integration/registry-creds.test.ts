@@ -238,6 +238,47 @@ describe('when helpers run', () => {
   });
 });
 
+describe('each host its own credentials', () => {
+  test('a mirror gets what the helper answers for the mirror host, asked only when the mirror challenges', async () => {
+    const mirror = await startTestRegistry({ basicAuth: { mia: 'mirror-pw' } });
+    try {
+      await pushBusybox(mirror.host, 'private/busybox:1', { credentials: staticCredentials({ [mirror.host]: { username: 'mia', password: 'mirror-pw' } }) });
+      const p = join(helperBin, 'docker-credential-podrun-test-perhost');
+      writeFileSync(
+        p,
+        `#!/bin/sh
+read -r url
+echo "get|$url" >> "${join(dir, 'podrun-test-perhost.log')}"
+case "$url" in
+  ${mirror.host}) printf '{"ServerURL":"%s","Username":"mia","Secret":"mirror-pw"}' "$url" ;;
+  ${reg.host}) printf '{"ServerURL":"%s","Username":"alice","Secret":"wonder-land"}' "$url" ;;
+  *) echo "credentials not found"; exit 1 ;;
+esac
+`,
+      );
+      chmodSync(p, 0o755);
+      useEnv(dockerConfig('perhost', { credsStore: 'podrun-test-perhost' }));
+      const warnings: string[] = [];
+      const r = openRemote(parseReference(`${reg.host}/private/busybox:1`), {
+        config: { registries: { [reg.host]: { mirrors: [`http://${mirror.host}`] } } },
+        events: (e) => {
+          if (e.type === 'warning') warnings.push(e.message);
+        },
+      });
+      try {
+        expect((await r.getManifest('1')).digest).toBe(digest);
+      } finally {
+        await r.close();
+      }
+      // Served by the mirror with mia's credentials (alice's would be refused there and fall back).
+      expect(warnings).toEqual([]);
+      expect(helperCalls('podrun-test-perhost')).toEqual([`get|${mirror.host}`]);
+    } finally {
+      await mirror.stop();
+    }
+  });
+});
+
 describe('identity tokens (helper answers Username "<token>")', () => {
   let tok: TestRegistry;
   const REFRESH = `podrun-test-rt-${Math.random().toString(36).slice(2)}`;
