@@ -25,7 +25,7 @@ import { PodController, type ControllerSnapshot } from './controller/controller.
 import type { BackoffOptions } from './controller/backoff.js';
 import type { PodStatus } from './controller/status.js';
 import { PodDriver, type ImageProvider, type ProcessResolver } from './driver.js';
-import { createSandbox, teardownResources, type RuntimeContext } from './sandbox.js';
+import { createSandbox, podContext, teardownResources, type RuntimeContext } from './sandbox.js';
 import { podKey, podLogDir, podRunDir, supervisorSocket, type RuntimePaths } from './paths.js';
 import { findPodState, isAlive, listPodKeys, readState, selfId, toJson, withPodLock, writeState, type ContainerRecord, type PodState } from './state.js';
 import { askSupervisorToStop, supervisorRequest as request } from './client.js';
@@ -60,6 +60,21 @@ export interface UpOptions {
   /** Images already ensured by the caller (reference as written → record), used for the first
    * start of each container instead of asking the image service. */
   images?: Record<string, ImageRecord>;
+  /** Cgroup parent and network for this pod (the runtime's defaults otherwise). */
+  settings?: PodSettings;
+}
+
+/**
+ * Per-pod settings that a caller (the CLI's global options) may choose for each pod, whatever the
+ * process that runs it was started with. Unset fields take the runtime's own.
+ */
+export interface PodSettings {
+  /** First element of the pod's cgroup paths. */
+  cgroupParent?: string;
+  /** 'none': loopback only; 'default': the default CNI network. */
+  network?: 'none' | 'default';
+  /** CNI conflist directory for the default network. */
+  cniConfDir?: string;
 }
 
 export interface UpResult {
@@ -182,14 +197,29 @@ export class PodRuntime {
       const st = newState(key, plan);
       st.owner = { ...selfId(), socket: this.socket };
       if (o.manifests) st.manifests = { configMaps: o.manifests.configMaps, secrets: o.manifests.secrets };
+      this.applySettings(st, o.settings);
       writeState(this.ctx.paths, st);
       this.emit({ type: 'pod', pod: plan.name, phase: 'Pending', message: 'creating sandbox' });
-      await createSandbox(this.ctx, st);
+      await createSandbox(this.podCtx(st), st);
       st.sandbox = 'Ready';
       writeState(this.ctx.paths, st);
       this.startController(st, undefined, o.firstPullPolicy, o.images);
       return { key, created: true };
     });
+  }
+
+  /** Records the pod's cgroup parent and network (settings over the runtime's defaults). */
+  private applySettings(st: PodState, settings: PodSettings = {}): void {
+    const parent = settings.cgroupParent ?? this.ctx.cgroupParent;
+    st.cgroup = { parent, pod: st.key };
+    if (settings.network === 'none') st.network = false;
+    else if (settings.network === 'default' || settings.cniConfDir !== undefined) st.network = { confDir: settings.cniConfDir };
+    else st.network = this.ctx.network ? { confDir: this.ctx.network.confDir } : false;
+  }
+
+  /** The runtime context for one pod: its own cgroup parent and network, as it was made. */
+  podCtx(st: PodState): RuntimeContext {
+    return podContext(this.ctx, st);
   }
 
   /** A hostPort used by another live pod is a clash (checked before anything is created). */
@@ -227,7 +257,7 @@ export class PodRuntime {
         pendingSave = false;
       });
     };
-    const driver = new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess, firstPullPolicy, knownImages: known, save });
+    const driver = new PodDriver(this.podCtx(st), st, { images: this.images, resolveProcess: this.resolveProcess, firstPullPolicy, knownImages: known, save });
     const m: Managed = { st, driver, waiters: new Set() };
     this.pods.set(st.key, m);
     const controller = new PodController(st.plan, driver, {
@@ -382,7 +412,7 @@ export class PodRuntime {
       await m.controller.stop('deleted', grace);
     } else if (st) {
       // nobody supervises it: adopt the containers just long enough to stop them gracefully
-      const driver = new PodDriver(this.ctx, st, { images: this.images });
+      const driver = new PodDriver(this.podCtx(st), st, { images: this.images });
       const ctrl = new PodController(st.plan, driver, { events: this.ctx.events, syscalls: this.ctx.sys });
       const snap = st.controller as ControllerSnapshot | undefined;
       if (snap) {
@@ -393,7 +423,7 @@ export class PodRuntime {
     }
     this.pods.delete(key);
     const target = st ?? readState(this.ctx.paths, key);
-    if (target) await teardownResources(this.ctx, target);
+    if (target) await teardownResources(this.podCtx(target), target);
     else fs.rmSync(podRunDir(this.ctx.paths, key), { recursive: true, force: true });
     this.emit({ type: 'pod', pod: st?.name ?? key, phase: 'Deleted' });
   }
@@ -441,11 +471,12 @@ export class PodRuntime {
       if (existing) throw new PodrunError('ECONFLICT', `Cannot create sandbox "${key}": it already exists`);
       const st = newState(key, plan);
       st.owner = { ...selfId(), socket: this.socket };
+      this.applySettings(st);
       writeState(this.ctx.paths, st);
-      await createSandbox(this.ctx, st);
+      await createSandbox(this.podCtx(st), st);
       st.sandbox = 'Ready';
       writeState(this.ctx.paths, st);
-      this.pods.set(key, { st, driver: new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess }), waiters: new Set() });
+      this.pods.set(key, { st, driver: new PodDriver(this.podCtx(st), st, { images: this.images, resolveProcess: this.resolveProcess }), waiters: new Set() });
       return key;
     });
   }
@@ -543,7 +574,7 @@ export class PodRuntime {
     for (const key of listPodKeys(this.ctx.paths)) {
       const st = readState(this.ctx.paths, key);
       if (st?.containers[id]) {
-        const driver = new PodDriver(this.ctx, st, { images: this.images, save: () => {} });
+        const driver = new PodDriver(this.podCtx(st), st, { images: this.images, save: () => {} });
         return { key, driver, rec: st.containers[id] };
       }
     }
@@ -560,7 +591,7 @@ export class PodRuntime {
     }
     st.owner = { ...selfId(), socket: this.socket };
     writeState(this.ctx.paths, st);
-    const nm: Managed = { st, driver: new PodDriver(this.ctx, st, { images: this.images, resolveProcess: this.resolveProcess }), waiters: new Set() };
+    const nm: Managed = { st, driver: new PodDriver(this.podCtx(st), st, { images: this.images, resolveProcess: this.resolveProcess }), waiters: new Set() };
     this.pods.set(id, nm);
     return nm;
   }

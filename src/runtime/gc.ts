@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { listPodKeys, readState, withPodLock, isAlive } from './state.js';
 import { podRunDir } from './paths.js';
-import { removeDir, teardownResources, type RuntimeContext } from './sandbox.js';
+import { podContext, removeDir, teardownResources, type RuntimeContext } from './sandbox.js';
 
 export interface GcReport {
   pods: string[];
@@ -42,7 +42,7 @@ export async function gcPods(ctx: RuntimeContext, opts: { skip?: Set<string> } =
           return;
         }
         if (st) {
-          await teardownResources(ctx, st);
+          await teardownResources(podContext(ctx, st), st);
           report.pods.push(key);
         } else {
           removeDir(ctx.sys, podRunDir(ctx.paths, key), ctx.events);

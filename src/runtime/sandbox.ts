@@ -57,6 +57,16 @@ export interface RuntimeContext {
   shmBytes?: number;
 }
 
+/** The context for one pod: the cgroup parent and network it was made with (its state). */
+export function podContext(ctx: RuntimeContext, st: PodState): RuntimeContext {
+  const cgroupParent = st.cgroup?.parent ?? ctx.cgroupParent;
+  let network = ctx.network;
+  if (st.network === false) network = false;
+  else if (st.network) network = { ...(ctx.network || { runRoot: ctx.paths.runRoot, events: ctx.events }), confDir: st.network.confDir };
+  if (cgroupParent === ctx.cgroupParent && network === ctx.network) return ctx;
+  return { ...ctx, cgroupParent, network };
+}
+
 export function podCgroupRel(ctx: RuntimeContext, key: string): string {
   return `${ctx.cgroupParent}/${key}`;
 }

@@ -82,6 +82,9 @@ export interface PodState {
   podIP?: string;
   hostname: string;
   cgroup?: { parent: string; pod: string };
+  /** The network the pod was made with: false = loopback only, else the CNI conflist dir
+   * (undefined = the default one). Teardown uses the same. Absent in older states. */
+  network?: false | { confDir?: string };
   resources: Resource[];
   /** Container runs by id (exited runs stay until removed). */
   containers: Record<string, ContainerRecord>;

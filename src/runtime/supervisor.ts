@@ -23,7 +23,7 @@ import { PodrunError, isPodrunError } from '../util/errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { ManifestSet, PodPlan } from '../spec/plan.js';
 import type { ImageService } from '../image/service.js';
-import type { PodRuntime, RuntimeOptions } from './api.js';
+import type { PodRuntime, PodSettings, RuntimeOptions } from './api.js';
 import { supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
 import { acquireLock, fromJson, toJson } from './state.js';
 import { supervisorRequest } from './client.js';
@@ -59,6 +59,8 @@ export interface UpTextRequest {
   pulled?: string[];
   wait?: boolean;
   timeoutMs?: number;
+  /** The caller's --cgroup-parent, --network and --cni-conf-dir, for these pods. */
+  settings?: PodSettings;
 }
 
 export interface UpAnswerPod {
@@ -91,6 +93,7 @@ export interface UpRequest {
   /** Wait until every container runs before answering (default true). */
   wait?: boolean;
   timeoutMs?: number;
+  settings?: PodSettings;
 }
 
 /** Runs the supervisor until idle. Resolves false when another supervisor already runs. */
@@ -121,7 +124,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
       const line = buf.slice(0, i);
       buf = '';
       inflight++;
-      handle(rt, line, images)
+      handle(rt, line, images, { root: opts.root, logRoot: opts.logRoot, registryConfig: opts.registryConfig })
         .then((res) => conn.end(JSON.stringify(res) + '\n'))
         .catch((err) => conn.end(JSON.stringify({ error: errorJson(err) }) + '\n'))
         .finally(() => {
@@ -161,11 +164,11 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
   return true;
 }
 
-async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageService>): Promise<Record<string, unknown>> {
+async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageService>, info: SupervisorPaths): Promise<Record<string, unknown>> {
   const req = fromJson<{ op: string } & Record<string, unknown>>(line);
   switch (req.op) {
     case 'ping':
-      return { pid: process.pid, pods: rt.activePods() };
+      return { pid: process.pid, pods: rt.activePods(), ...info };
     case 'up':
       return { pods: await upPods(rt, req as unknown as UpRequest) };
     case 'up-text':
@@ -185,7 +188,7 @@ async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageS
 async function upPods(rt: PodRuntime, r: UpRequest): Promise<UpAnswerPod[]> {
   const pods: UpAnswerPod[] = [];
   for (const plan of r.pods) {
-    const up = await rt.upPod(plan, { replace: r.replace, firstPullPolicy: 'IfNotPresent', manifests: r.manifests, images: r.images });
+    const up = await rt.upPod(plan, { replace: r.replace, firstPullPolicy: 'IfNotPresent', manifests: r.manifests, images: r.images, settings: r.settings });
     pods.push({ key: up.key, name: plan.name, namespace: plan.namespace, created: up.created });
   }
   if (r.wait === false) return pods;
@@ -220,12 +223,37 @@ async function upText(rt: PodRuntime, r: UpTextRequest, images: () => Promise<Im
   }
   if (needPull.length) return { warnings, needPull };
   const manifests = { configMaps: set.configMaps, secrets: set.secrets };
-  return { warnings, pods: await upPods(rt, { op: 'up', pods: set.pods, manifests, images: records, replace: r.replace, wait: r.wait, timeoutMs: r.timeoutMs }) };
+  return { warnings, pods: await upPods(rt, { op: 'up', pods: set.pods, manifests, images: records, replace: r.replace, wait: r.wait, timeoutMs: r.timeoutMs, settings: r.settings }) };
 }
 
 function errorJson(err: unknown): { code: string; message: string; hint?: string } {
   if (isPodrunError(err)) return { code: err.code, message: err.message, hint: err.hint };
   return { code: 'EINTERNAL', message: (err as Error)?.message ?? String(err) };
+}
+
+/** What a supervisor was started with, besides its run root (answered to 'ping'). */
+interface SupervisorPaths {
+  root: string;
+  logRoot: string;
+  registryConfig?: string;
+}
+
+/**
+ * One supervisor serves a run root, with the image store, log root and registry config it was
+ * started with: a caller that asks for others would get pods that use the supervisor's, so it is
+ * refused with what to do.
+ */
+function checkSamePaths(want: RuntimePaths & { registryConfig?: string }, got: Partial<SupervisorPaths>, sock: string): void {
+  const diffs: string[] = [];
+  if (got.root !== undefined && path.resolve(got.root) !== path.resolve(want.root)) diffs.push(`--root "${got.root}"`);
+  if (got.logRoot !== undefined && path.resolve(got.logRoot) !== path.resolve(want.logRoot)) diffs.push(`--log-root "${got.logRoot}"`);
+  if (got.registryConfig !== undefined && want.registryConfig !== undefined && path.resolve(got.registryConfig) !== path.resolve(want.registryConfig)) {
+    diffs.push(`--registry-config "${got.registryConfig}"`);
+  }
+  if (!diffs.length) return;
+  throw new PodrunError('ECONFLICT', `Cannot use the supervisor at "${sock}": it runs with ${diffs.join(', ')}`, {
+    hint: 'use the same options, or another --run-root (a supervisor exits shortly after its last pod is down)',
+  });
 }
 
 /** bin/podrun of this installation (works from dist/ and from src/). */
@@ -239,11 +267,15 @@ export function podrunBin(): string {
  */
 export async function ensureSupervisor(paths: RuntimePaths & { registryConfig?: string }, timeoutMs = 15_000): Promise<string> {
   const sock = supervisorSocket(paths);
+  let running: Record<string, unknown> | undefined;
   try {
-    await supervisorRequest(sock, { op: 'ping' }, 2000);
-    return sock;
+    running = await supervisorRequest(sock, { op: 'ping' }, 2000);
   } catch {
     /* start one */
+  }
+  if (running) {
+    checkSamePaths(paths, running as Partial<SupervisorPaths>, sock);
+    return sock;
   }
   fs.mkdirSync(paths.runRoot, { recursive: true, mode: 0o700 });
   const log = fs.openSync(path.join(paths.runRoot, 'supervisor.log'), 'a', 0o600);

@@ -32,7 +32,8 @@ The background supervisor (one per --run-root) is started by the first "up -d" a
 every detached pod; it parses the manifests itself and keeps the image code loaded. After its
 last pod and request it stays up 5 more seconds (env PODRUN_SUPERVISOR_IDLE_MS, in ms; 300000
 keeps it 5 minutes, at no CPU cost) so that the next "up -d" finds it warm. Global options such
-as --cgroup-parent, --network and --cni-conf-dir reach it when it starts.`,
+as --cgroup-parent, --network and --cni-conf-dir apply to the pods of each "up -d", whatever
+the running supervisor was started with.`,
   options: {
     detach: { type: 'boolean', short: 'd' },
     wait: { type: 'boolean' },
@@ -104,7 +105,14 @@ async function detached(ctx: CommandContext, file: string, text: string, replace
   const { ensureSupervisor, supervisorRequest: request } = await import('../../runtime/supervisor.js');
   const paths = { root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig };
   const sock = await ensureSupervisor(paths);
-  const msg: UpTextRequest = { op: 'up-text', text, source: file, replace };
+  // the running supervisor may have been started with other global options: these pods get ours
+  // (main.ts puts --cgroup-parent, --network and --cni-conf-dir in the environment)
+  const settings = {
+    cgroupParent: process.env.PODRUN_CGROUP_PARENT || 'podrun',
+    network: process.env.PODRUN_NETWORK === 'none' ? ('none' as const) : ('default' as const),
+    cniConfDir: process.env.PODRUN_CNI_CONF_DIR || undefined,
+  };
+  const msg: UpTextRequest = { op: 'up-text', text, source: file, replace, settings };
   let res = (await request(sock, msg, 300_000)) as unknown as UpTextAnswer;
   for (const w of res.warnings ?? []) ctx.events({ type: 'warning', message: w });
   if (res.needPull?.length) {
