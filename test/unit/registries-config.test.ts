@@ -123,8 +123,8 @@ describe('Docker config credentials', () => {
     expect(dockerConfigPath({ HOME: '/home/u' })).toBe('/home/u/.docker/config.json');
     const p = join(dir, 'config.json');
     await writeFile(p, JSON.stringify({ auths: { 'registry-1.docker.io': { username: 'a', password: 'b' } } }));
-    expect(dockerConfigCredentials(p)('docker.io')).toEqual({ username: 'a', password: 'b' });
-    expect(dockerConfigCredentials(join(dir, 'missing.json'))('docker.io')).toBeUndefined();
+    expect(await dockerConfigCredentials(p)('docker.io')).toEqual({ username: 'a', password: 'b' });
+    expect(await dockerConfigCredentials(join(dir, 'missing.json'))('docker.io')).toBeUndefined();
   });
 });
 
