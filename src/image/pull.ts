@@ -316,7 +316,9 @@ export async function pullImage(ctx: PullContext, req: PullRequest): Promise<Ima
   const jobs: LayerJob[] = r.manifest.layers.map((desc, i) => ({ desc, diffId: diffIds[i], chainId: chains[i] }));
   ctx.events?.({ type: 'pull.resolved', ref: req.name, digest: r.manifestDesc.digest, layers: r.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) });
   for (const j of jobs) ctx.events?.({ type: 'pull.layer', ref: req.name, digest: j.desc.digest, phase: 'waiting', bytes: 0, total: j.desc.size });
-  await mapLimit(jobs, ctx.concurrency ?? 3, (job) => pullLayer(ctx, req.name, job, req.signal));
+  // largest first: the biggest layer is the longest pipeline, so it should not wait for a slot
+  const bySize = [...jobs].sort((a, b) => b.desc.size - a.desc.size);
+  await mapLimit(bySize, ctx.concurrency ?? 3, (job) => pullLayer(ctx, req.name, job, req.signal));
   store.putBlob(r.manifestBytes, r.manifestDesc);
   const platform = r.platform ?? (config.os && config.architecture ? { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) } : undefined);
   const extra: Record<string, string> = { [ANN_PULLED]: new Date().toISOString() };
