@@ -132,12 +132,7 @@ export class Extractor {
     for (const p of parts) {
       cur = cur ? `${cur}/${p}` : p;
       if (this.dirs.has(cur)) continue;
-      let st: fs.Stats | undefined;
-      try {
-        st = fs.lstatSync(this.abs(cur));
-      } catch (err) {
-        if (nodeErrCode(err) !== 'ENOENT') throw err;
-      }
+      const st = this.lstatMaybe(this.abs(cur));
       if (!st) {
         if (!create) return false;
         fs.mkdirSync(this.abs(cur), 0o755);
@@ -166,13 +161,9 @@ export class Extractor {
     }
   }
 
+  /** lstat, undefined when nothing is there (without the cost of an exception per new path). */
   private lstatMaybe(abs: string): fs.Stats | undefined {
-    try {
-      return fs.lstatSync(abs);
-    } catch (err) {
-      if (nodeErrCode(err) === 'ENOENT') return undefined;
-      throw err;
-    }
+    return fs.lstatSync(abs, { throwIfNoEntry: false });
   }
 
   /** Runs `create`; if something is in the way, removes it and tries once more. */
