@@ -16,9 +16,10 @@ environment and working directory, and runs CMD. The exit status is the command'
                      stderr; its output arrives on podrun's stdout. With -i and a terminal on
                      podrun's stdin, that terminal is put in raw mode, its window size is copied
                      and follows SIGWINCH. Without -i the pty gets no input (reads see end of
-                     file) and takes its size from a terminal on stdout. As podman does, -t also works when
-                     podrun's stdin is not a terminal (no warning): -i then feeds the pipe into
-                     the pty, which echoes it. Use -i alone to feed data to a command.`,
+                     file) and takes its size from a terminal on stdout. As podman does, -t
+                     also works when podrun's stdin is not a terminal (no warning): -i then
+                     feeds the pipe into the pty, which echoes it. Use -i alone to feed data
+                     to a command.`,
   passthrough: true,
   options: {
     interactive: { type: 'boolean', short: 'i' },
