@@ -13,7 +13,7 @@ import type { EventSink } from '../util/events.js';
 import type { Syscalls } from '../linux/syscalls.js';
 import type { ImageSource } from './source.js';
 import type { Descriptor, ImageConfig, ImageLayer, ImageRecord, Platform } from './types.js';
-import { ANN_INDEX_DIGEST, ANN_PULLED, BLOB_WRITE_BACKLOG, ImageStore, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, sha256Of } from './store.js';
+import { ANN_INDEX_DIGEST, ANN_PULLED, ImageStore, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, sha256Of } from './store.js';
 import { layerCompression, unpackLayer, type UnpackLimits } from './unpack.js';
 
 export const MT = {
@@ -271,7 +271,7 @@ async function pullLayer(ctx: PullContext, name: string, job: LayerJob, signal?:
         writer.write(c);
         progress();
         yield c;
-        if (writer.backlog > BLOB_WRITE_BACKLOG) await writer.room();
+        if (writer.busy) await writer.room();
       }
       progress(true);
       // verify before the unpacker renames its directory into place

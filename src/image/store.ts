@@ -158,6 +158,11 @@ export class BlobWriter {
     return this.error!;
   }
 
+  /** True when the producer should wait for `room()`: too much is waiting to be written. */
+  get busy(): boolean {
+    return this.backlog > BLOB_WRITE_BACKLOG;
+  }
+
   /** Resolves when at most `bytes` are waiting to be written (0: all written). Never rejects. */
   room(bytes = BLOB_WRITE_BACKLOG / 2): Promise<void> {
     if (this.backlog <= bytes && (bytes > 0 || !this.writing)) return Promise.resolve();
