@@ -7,7 +7,8 @@
 // The image is built once from trees of this Debian host (/usr/lib/gcc/…/12, /usr/share/doc,
 // /usr/lib/python3.11, /usr/share/perl; about 9,600 entries) and cached as an OCI layout in
 // $PODRUN_BENCH_CACHE (default /var/tmp/podrun-bench). Each run starts its own registry on a
-// free 127.0.0.1 port and stops it by pid; every tool gets a fresh temp root, all removed at the end.
+// free 127.0.0.1 port and stops it by pid; every tool gets a fresh root in a run dir beside the
+// cache ($PODRUN_BENCH_WORK to choose another parent), all removed at the end.
 //
 //   node bench/pull.mjs            (after npm run build)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -126,7 +127,12 @@ const TOOLS = { podrun: 'podrun', 'skopeo+umoci': 'skopeoUmoci', podman: 'podman
 export async function run() {
   for (const t of ['/usr/bin/docker-registry', '/usr/bin/time']) if (!fs.existsSync(t)) throw new Error(`${t} is missing`);
   const layout = await buildCachedImage();
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-bench-pull-'));
+  // The tools write beside the image cache, not in the temp dir: on ext4 the files of a new
+  // directory go to its parent's block group, and tests that create and delete thousands of files
+  // in /tmp make every file created there expensive for a few minutes (see the note below).
+  const workParent = process.env.PODRUN_BENCH_WORK || CACHE;
+  fs.mkdirSync(workParent, { recursive: true });
+  const work = fs.mkdtempSync(path.join(workParent, 'run-'));
   const reg = await startRegistry(work);
   const ref = `${reg.host}/bench/debian-trees:1`;
   /** key → list of { secs, user, sys, cpu, rss } */
