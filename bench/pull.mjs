@@ -132,6 +132,10 @@ export async function run() {
   // in /tmp make every file created there expensive for a few minutes (see the note below).
   const workParent = process.env.PODRUN_BENCH_WORK || CACHE;
   fs.mkdirSync(workParent, { recursive: true });
+  const since = (Date.now() - Number(fs.readFileSync(path.join(workParent, 'last-cleanup'), { encoding: 'utf8', flag: 'a+' }) || 0)) / 1000;
+  if (since < 300) {
+    console.log(`note: the previous run removed its trees ${since.toFixed(0)} s ago in ${workParent}; creating files there is slower for up to 5 min (all tools pay, but the ratios move)`);
+  }
   const work = fs.mkdtempSync(path.join(workParent, 'run-'));
   const reg = await startRegistry(work);
   const ref = `${reg.host}/bench/debian-trees:1`;
@@ -184,6 +188,7 @@ export async function run() {
       spawnSync('podman', ['--root', `${dir}/storage`, '--runroot', `${dir}/run`, '--storage-driver', 'overlay', 'rmi', '-a', '-f'], { stdio: 'ignore' });
     }
     fs.rmSync(work, { recursive: true, force: true });
+    fs.writeFileSync(path.join(workParent, 'last-cleanup'), String(Date.now()));
   }
   const med = (key, field) => (runs[key].length ? median(runs[key].map((r) => r[field])) : undefined);
   const m = {
