@@ -94,6 +94,14 @@ interface Endpoint {
   auth: Authenticator;
 }
 
+/**
+ * Which scheme each insecure-allowed host answered on (https tried first, then plain http), kept
+ * per process for a while: a long-lived supervisor that checks `:latest` images at every start
+ * would otherwise repeat the TLS attempt and the /v2/ probe each time.
+ */
+const probedSchemes = new Map<string, { scheme: 'https' | 'http'; at: number }>();
+const SCHEME_TTL_MS = 10 * 60_000;
+
 class Remote implements RemoteRepository {
   readonly ref: ImageRef;
   readonly name: string;
@@ -101,8 +109,6 @@ class Remote implements RemoteRepository {
   private readonly events?: EventSink;
   private readonly endpoints: Endpoint[];
   private readonly upstream: Endpoint;
-  /** Which scheme each insecure host turned out to speak (probed once per remote). */
-  private readonly schemes = new Map<string, 'https' | 'http'>();
 
   constructor(ref: ImageRef, opts: RemoteOptions) {
     this.ref = ref;
@@ -136,14 +142,14 @@ class Remote implements RemoteRepository {
   /** The endpoint's base URL, probing https then http once for insecure hosts. */
   private async baseOf(ep: Endpoint, signal?: AbortSignal): Promise<string> {
     if (!ep.probe) return ep.base;
-    const known = this.schemes.get(ep.host);
-    if (known) return `${known}://${ep.host}`;
+    const known = probedSchemes.get(ep.host);
+    if (known && Date.now() - known.at < SCHEME_TTL_MS) return `${known.scheme}://${ep.host}`;
     for (const scheme of ['https', 'http'] as const) {
       const url = new URL(`${scheme}://${ep.host}/v2/`);
       try {
         const res = await this.transport.once({ method: 'GET', url, signal });
         await res.body.dump().catch(() => undefined);
-        this.schemes.set(ep.host, scheme);
+        probedSchemes.set(ep.host, { scheme, at: Date.now() });
         trace(this.events, 'http', `registry ${ep.host} speaks ${scheme}`);
         return `${scheme}://${ep.host}`;
       } catch (err) {
