@@ -181,3 +181,29 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** The run root's live supervisor (pid checked against its start time), if any. */
+export function supervisorPid(runRoot: string): number | undefined {
+  try {
+    const [pid, start] = fs.readFileSync(path.join(runRoot, 'supervisor.pid'), 'utf8').trim().split(' ').map(Number);
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === start ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A manifest of a one-container pod that sleeps an hour and stops at once. */
+export function sleepPod(e: PodEnv, name: string): string {
+  return e.manifest(
+    `${name}.yaml`,
+    `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: c, image: "${e.busybox}", command: [sleep, "3600"]}
+`,
+  );
+}

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { defaultConflist, conflistPath, DEFAULT_NETWORK, ipamDataDir } from '../../src/runtime/network/index.js';
 import { createTestNetwork, havePlugins, type TestNetwork } from '../helpers/cni-net.js';
-import { BIN, cgroupDirs, mountsBelow, processesMentioning, randomName, startPodEnv, waitFor, type PodEnv } from '../helpers/pod.js';
+import { BIN, cgroupDirs, mountsBelow, processesMentioning, randomName, sleepPod, startPodEnv, supervisorPid, waitFor, type PodEnv } from '../helpers/pod.js';
 
 const skipReason = process.getuid?.() !== 0 ? 'needs root' : !havePlugins ? 'needs containernetworking-plugins' : '';
 const CYCLES = Number(process.env.PODRUN_LEAK_CYCLES) || 50;
@@ -27,16 +27,6 @@ let netFlags: string[] = [];
 /** The CLI on the test network. */
 function cli(args: string[], timeoutMs?: number) {
   return e!.podrun([...netFlags, ...args], { timeoutMs });
-}
-
-function supervisorPid(): number | undefined {
-  try {
-    const [pid, start] = fs.readFileSync(path.join(e!.runRoot, 'supervisor.pid'), 'utf8').trim().split(' ').map(Number);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === start ? pid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 const alive = (pid: number) => {
@@ -54,22 +44,8 @@ function leases(): string[] {
   return fs.readdirSync(d).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort();
 }
 
-function podFile(name: string): string {
-  return e!.manifest(
-    `${name}.yaml`,
-    `apiVersion: v1
-kind: Pod
-metadata: {name: ${name}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: c, image: "${e!.busybox}", command: [sleep, "3600"]}
-`,
-  );
-}
-
 async function killSupervisor(): Promise<void> {
-  const sup = await waitFor('the supervisor pid', () => supervisorPid(), 10_000, 20);
+  const sup = await waitFor('the supervisor pid', () => supervisorPid(e!.runRoot), 10_000, 20);
   process.kill(sup, 'SIGKILL');
   await waitFor('the supervisor to die', () => !alive(sup), 10_000, 20);
 }
@@ -90,7 +66,7 @@ describe.skipIf(!!skipReason)('pod network leaks through the CLI', () => {
 
   afterAll(async () => {
     if (e) {
-      const sup = supervisorPid();
+      const sup = supervisorPid(e!.runRoot);
       if (sup) process.kill(sup, 'SIGKILL');
       if (tn) cli(['gc']); // releases CNI attachments (the harness's own gc runs with --network none)
     }
@@ -113,7 +89,7 @@ describe.skipIf(!!skipReason)('pod network leaks through the CLI', () => {
     for (let i = 0; i < CYCLES; i++) {
       const t0 = Date.now();
       const name = randomName();
-      const file = podFile(name);
+      const file = sleepPod(e!, name);
       const how = plan[i];
       if (how?.startsWith('kill-during-up')) {
         // SIGKILL the supervisor while it attaches the pod: as soon as the lease exists
@@ -165,12 +141,12 @@ describe.skipIf(!!skipReason)('pod network leaks through the CLI', () => {
     if (CYCLES >= 30) expect(seen.size).toBe(13);
     // the subnet still has room: a last pod gets an address
     const last = randomName();
-    ok(cli(['up', '-d', podFile(last)]), 'a last up -d');
+    ok(cli(['up', '-d', sleepPod(e!, last)]), 'a last up -d');
     expect(leases()).toHaveLength(1);
     ok(cli(['down', last]), 'down of the last pod');
     expect(leases()).toEqual([]);
     expect(await tn!.bridgePorts()).toEqual([]);
-    const sup = supervisorPid();
+    const sup = supervisorPid(e!.runRoot);
     if (sup) process.kill(sup, 'SIGKILL');
     await waitFor('no podrun process left', () => processesMentioning(e!.dir).filter((p) => p !== sup).length === 0, 10_000);
   }, 240_000);

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { conflistPath, defaultConflist, DEFAULT_NETWORK, ipamDataDir } from '../../src/runtime/network/index.js';
 import { createTestNetwork, havePlugins, type TestNetwork } from '../helpers/cni-net.js';
-import { cgroupDirs, randomName, startPodEnv, waitFor, type PodEnv } from '../helpers/pod.js';
+import { cgroupDirs, randomName, sleepPod, startPodEnv, supervisorPid, waitFor, type PodEnv } from '../helpers/pod.js';
 
 const skipReason = process.getuid?.() !== 0 ? 'needs root' : !havePlugins ? 'needs containernetworking-plugins' : '';
 
@@ -19,28 +19,6 @@ let e: PodEnv | undefined;
 let tn: TestNetwork | undefined;
 const otherParent = randomName();
 let netFlags: string[] = [];
-
-function supervisorPid(): number | undefined {
-  try {
-    return Number(fs.readFileSync(path.join(e!.runRoot, 'supervisor.pid'), 'utf8').split(' ')[0]) || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function podFile(name: string): string {
-  return e!.manifest(
-    `${name}.yaml`,
-    `apiVersion: v1
-kind: Pod
-metadata: {name: ${name}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: c, image: "${e!.busybox}", command: [sleep, "3600"]}
-`,
-  );
-}
 
 function leases(): string[] {
   const d = path.join(ipamDataDir(e!.runRoot), tn!.name);
@@ -59,7 +37,7 @@ describe.skipIf(!!skipReason)('global options per up -d, whatever the running su
 
   afterAll(async () => {
     if (e) {
-      const sup = supervisorPid();
+      const sup = supervisorPid(e!.runRoot);
       if (sup) {
         try {
           process.kill(sup, 'SIGKILL');
@@ -84,14 +62,14 @@ describe.skipIf(!!skipReason)('global options per up -d, whatever the running su
   it('a loopback-only pod and a CNI pod under two cgroup parents share one supervisor; down removes each', async () => {
     const a = randomName();
     const b = randomName();
-    const upA = e!.podrun(['up', '-d', podFile(a)]); // env: --network none, the env's cgroup parent
+    const upA = e!.podrun(['up', '-d', sleepPod(e!, a)]); // env: --network none, the env's cgroup parent
     expect(upA.status, upA.stderr).toBe(0);
-    const sup = supervisorPid();
+    const sup = supervisorPid(e!.runRoot);
     expect(sup).toBeGreaterThan(0);
 
-    const upB = e!.podrun([...netFlags, 'up', '-d', podFile(b)]);
+    const upB = e!.podrun([...netFlags, 'up', '-d', sleepPod(e!, b)]);
     expect(upB.status, upB.stderr).toBe(0);
-    expect(supervisorPid()).toBe(sup); // the same supervisor ran it
+    expect(supervisorPid(e!.runRoot)).toBe(sup); // the same supervisor ran it
 
     const inspect = (n: string) => JSON.parse(e!.podrun(['inspect', n]).stdout);
     const stA = inspect(a);
@@ -125,11 +103,11 @@ describe.skipIf(!!skipReason)('global options per up -d, whatever the running su
 
   it('a caller with another --root than the running supervisor is refused, and nothing is made', async () => {
     const keep = randomName();
-    expect(e!.podrun(['up', '-d', podFile(keep)]).status).toBe(0); // keeps the supervisor up
+    expect(e!.podrun(['up', '-d', sleepPod(e!, keep)]).status).toBe(0); // keeps the supervisor up
     try {
       const other = path.join(e!.dir, 'other-root');
       const name = randomName();
-      const r = e!.podrun(['--root', other, 'up', '-d', podFile(name)]);
+      const r = e!.podrun(['--root', other, 'up', '-d', sleepPod(e!, name)]);
       expect(r.status).not.toBe(0);
       expect(r.stderr).toContain('Cannot use the supervisor');
       expect(r.stderr).toContain('--root');

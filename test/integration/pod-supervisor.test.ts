@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cgroupDirs, mountsBelow, processesMentioning, randomName, startPodEnv, waitFor, type PodEnv } from '../helpers/pod.js';
+import { cgroupDirs, mountsBelow, processesMentioning, randomName, startPodEnv, supervisorPid, waitFor, type PodEnv } from '../helpers/pod.js';
 
 let e: PodEnv;
 
@@ -17,16 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await e?.cleanup();
 });
-
-function supervisorPid(): number | undefined {
-  try {
-    const [pid, start] = fs.readFileSync(path.join(e.runRoot, 'supervisor.pid'), 'utf8').trim().split(' ').map(Number);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === start ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function twoContainerPod(name: string, extra = ''): string {
   return e.manifest(
@@ -62,7 +52,7 @@ describe('supervisor killed with SIGKILL', () => {
     const name = randomName();
     const file = twoContainerPod(name, 'sleep 4; exit 5');
     expect(e.podrun(['up', '-d', file]).status).toBe(0);
-    const sup = supervisorPid()!;
+    const sup = supervisorPid(e.runRoot)!;
     expect(sup).toBeGreaterThan(0);
     const pids = containerPids(name);
     expect(pids).toHaveLength(2);
@@ -74,7 +64,7 @@ describe('supervisor killed with SIGKILL', () => {
     await new Promise((r) => setTimeout(r, 4500));
     const again = e.podrun(['up', '-d', file]);
     expect(again.status, again.stderr).toBe(0);
-    expect(supervisorPid()).not.toBe(sup);
+    expect(supervisorPid(e.runRoot)).not.toBe(sup);
     const j = await waitFor('the exit of b to be known', () => {
       const st = inspect(name);
       const b = st.status.containerStatuses.find((c: { name: string }) => c.name === 'b');
@@ -90,7 +80,7 @@ describe('supervisor killed with SIGKILL', () => {
     const name = randomName();
     expect(e.podrun(['up', '-d', twoContainerPod(name)]).status).toBe(0);
     const pids = containerPids(name);
-    process.kill(supervisorPid()!, 'SIGKILL');
+    process.kill(supervisorPid(e.runRoot)!, 'SIGKILL');
     const r = e.podrun(['down', name]);
     expect(r.status, r.stderr).toBe(0);
     expect(pids.some(alive)).toBe(false);
@@ -103,7 +93,7 @@ describe('supervisor killed with SIGKILL', () => {
     const name = randomName();
     expect(e.podrun(['up', '-d', twoContainerPod(name)]).status).toBe(0);
     const pids = containerPids(name);
-    process.kill(supervisorPid()!, 'SIGKILL');
+    process.kill(supervisorPid(e.runRoot)!, 'SIGKILL');
     const r = e.podrun(['gc']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`removed pod default/${name}`);
@@ -122,7 +112,7 @@ describe('gc and monitors', () => {
     const recs = Object.values(inspect(name).containers as Record<string, { monitor?: { pid: number; startTime: number }; state: string }>).filter((c) => c.state === 'running');
     const monitors = recs.map((c) => c.monitor!.pid);
     expect(monitors.length).toBe(2);
-    process.kill(supervisorPid()!, 'SIGKILL');
+    process.kill(supervisorPid(e.runRoot)!, 'SIGKILL');
     // stopped monitors never notice their container's death: only a SIGKILL from gc ends them
     for (const m of monitors) process.kill(m, 'SIGSTOP');
     try {
