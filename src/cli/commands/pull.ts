@@ -1,5 +1,5 @@
 import type { Command } from '../command.js';
-import { ImageService } from '../../image/index.js';
+import { ImageService } from '../../image/service.js';
 import { PodrunError } from '../../util/errors.js';
 import { makePullRenderer } from '../progress.js';
 
