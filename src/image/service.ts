@@ -74,7 +74,7 @@ export class ImageService {
   private async source(ref: ImageRef): Promise<ImageSource> {
     if (this.opts.openSource) return this.opts.openSource(ref);
     const [{ openRemote }, { loadRegistriesConfig }] = await Promise.all([import('./registry/client.js'), import('./registry/config.js')]);
-    return openRemote(ref, { config: loadRegistriesConfig(this.opts.registryConfigPath), events: this.opts.events });
+    return openRemote(ref, { config: await loadRegistriesConfig(this.opts.registryConfigPath), events: this.opts.events });
   }
 
   /** Pulls `ref` (any Docker-style reference) and returns the stored image. */

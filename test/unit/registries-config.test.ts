@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseChallenges } from '../../src/image/registry/auth.js';
-import { hostSettings, isLoopbackHost, loadRegistriesConfig, parseRegistriesConfig } from '../../src/image/registry/config.js';
+import { hostSettings, isLoopbackHost, loadRegistriesConfig } from '../../src/image/registry/config.js';
+import { parseRegistriesConfig } from '../../src/image/registry/config-file.js';
 import { dockerConfigCredentials, dockerConfigPath, parseDockerConfig } from '../../src/image/registry/credentials.js';
 import { manifestMediaType } from '../../src/image/registry/client.js';
 import { PodrunError } from '../../src/util/errors.js';
@@ -28,14 +29,14 @@ function configError(text: string): PodrunError {
 }
 
 describe('registries.yaml', () => {
-  test('a missing file gives the defaults', () => {
-    expect(loadRegistriesConfig(join(dir, 'nope.yaml'))).toEqual({ registries: {} });
+  test('a missing file gives the defaults', async () => {
+    expect(await loadRegistriesConfig(join(dir, 'nope.yaml'))).toEqual({ registries: {} });
   });
 
   test('an empty file gives the defaults', async () => {
     const p = join(dir, 'empty.yaml');
     await writeFile(p, '# nothing\n');
-    expect(loadRegistriesConfig(p).registries).toEqual({});
+    expect((await loadRegistriesConfig(p)).registries).toEqual({});
   });
 
   test('mirrors, insecure and ca are read; hosts are normalized; trailing slashes dropped', async () => {
@@ -55,7 +56,7 @@ describe('registries.yaml', () => {
         '  empty.lan:',
       ].join('\n'),
     );
-    const c = loadRegistriesConfig(p);
+    const c = await loadRegistriesConfig(p);
     expect(c.source).toBe(p);
     expect(c.registries['docker.io']).toEqual({ mirrors: ['http://127.0.0.1:5000', 'https://mirror.example/prefix'] });
     expect(c.registries['registry.lan:5443']).toEqual({ mirrors: [], ca: '/etc/podrun/lan-ca.pem' });

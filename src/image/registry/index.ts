@@ -1,8 +1,8 @@
 export { openRemote, manifestMediaType, sha256, MEDIA_TYPES, MAX_MANIFEST_BYTES, MAX_CONFIG_BYTES } from './client.js';
 export type { RemoteOptions, RemoteRepository, PushBlob } from './client.js';
+export { parseRegistriesConfig } from './config-file.js';
 export {
   loadRegistriesConfig,
-  parseRegistriesConfig,
   defaultRegistriesConfig,
   hostSettings,
   isLoopbackHost,
