@@ -308,7 +308,12 @@ export function parseSignal(s: string | undefined): NodeJS.Signals | number | un
   if (!s) return undefined;
   if (/^\d+$/.test(s)) return Number(s);
   const name = (s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`) as NodeJS.Signals;
-  return name in os.constants.signals ? name : undefined;
+  if (name in os.constants.signals) return name;
+  // real-time signals as Docker writes them: SIGRTMIN+3, SIGRTMAX-1 (glibc: RTMIN 34, RTMAX 64)
+  const rt = /^SIGRT(MIN|MAX)(?:([+-])(\d+))?$/.exec(name);
+  if (!rt) return undefined;
+  const n = (rt[1] === 'MIN' ? 34 : 64) + (rt[3] ? (rt[2] === '-' ? -1 : 1) * Number(rt[3]) : 0);
+  return n >= 34 && n <= 64 ? n : undefined;
 }
 
 function exitOf(rec: ContainerRecord): ContainerExit {

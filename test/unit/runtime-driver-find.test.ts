@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PodDriver } from '../../src/runtime/driver.js';
+import { PodDriver, parseSignal } from '../../src/runtime/driver.js';
 import { containerId } from '../../src/runtime/container.js';
 import type { RuntimeContext } from '../../src/runtime/sandbox.js';
 import type { ContainerRecord, PodState } from '../../src/runtime/state.js';
@@ -45,5 +45,19 @@ describe('PodDriver.find', () => {
     expect(run).toMatchObject({ id, pid: 4243 });
     expect(st.containers[id]).toMatchObject({ state: 'running', init: { pid: 4243, startTime: 99 }, monitor: { pid: 4242 } });
     expect(saves.length).toBe(1);
+  });
+});
+
+describe('parseSignal (an image STOPSIGNAL)', () => {
+  it('takes names with or without SIG, numbers, and real-time signals as Docker writes them', () => {
+    expect(parseSignal('SIGUSR1')).toBe('SIGUSR1');
+    expect(parseSignal('quit')).toBe('SIGQUIT');
+    expect(parseSignal('10')).toBe(10);
+    expect(parseSignal('SIGRTMIN+3')).toBe(37);
+    expect(parseSignal('RTMIN')).toBe(34);
+    expect(parseSignal('SIGRTMAX-1')).toBe(63);
+    expect(parseSignal('SIGRTMAX+1')).toBeUndefined();
+    expect(parseSignal('SIGNOPE')).toBeUndefined();
+    expect(parseSignal(undefined)).toBeUndefined();
   });
 });
