@@ -8,7 +8,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: podrun-shim run PLAN | exec PLAN | pause [CGROUP_PROCS...] | lo-up NSPATH\n");
+	fprintf(stderr, "usage: podrun-shim run PLAN | exec PLAN | pause [CGROUP_PROCS...] | lo-up NSPATH | spawner\n");
 	return 2;
 }
 
@@ -33,5 +33,7 @@ int main(int argc, char **argv)
 		return mode_pause(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "lo-up") && argc == 3)
 		return mode_lo_up(argv[2]);
+	if (!strcmp(argv[1], "spawner") && argc == 2)
+		return mode_spawner(argv[0]);
 	return usage();
 }

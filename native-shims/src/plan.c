@@ -18,7 +18,7 @@ static int hexval(char c)
 }
 
 /* Decode in place. */
-static char *unescape(char *t)
+char *unescape_token(char *t)
 {
 	if (t[0] == '%' && t[1] == 0) {
 		t[0] = 0;
@@ -227,7 +227,7 @@ int plan_read(const char *file, struct plan *p)
 			continue;
 		int n = 0;
 		for (char *s = strtok(line, " "); s && n < MAXTOK; s = strtok(NULL, " "))
-			tok[n++] = unescape(s);
+			tok[n++] = unescape_token(s);
 		errno = 0;
 		if (n > 0 && apply(p, tok, n) < 0) {
 			if (!errno)

@@ -72,6 +72,7 @@ void *xcalloc(size_t n, size_t size);
 
 /* plan.c */
 int plan_read(const char *file, struct plan *p);
+char *unescape_token(char *t);
 
 /* process.c: rlimits, capabilities, ids, no_new_privs, cwd, fds, execve */
 __attribute__((noreturn)) void exec_process(struct plan *p);
@@ -94,5 +95,6 @@ int mode_run(const char *planfile);
 int mode_exec(const char *planfile);
 int mode_pause(int argc, char **argv);
 int mode_lo_up(const char *nspath);
+int mode_spawner(const char *argv0);
 
 #endif

@@ -11,7 +11,7 @@
  *   started PID STARTTIME       the container process exec'd (run mode)
  *
  * Processes of `podrun-shim run` (one per container run):
- *   monitor  (spawned detached: own session; ignores SIGTERM/INT/HUP/QUIT/PIPE/USR1/USR2, so only
+ *   monitor  (forked by this process's `podrun-shim spawner`, spawner.ts: own session; ignores SIGTERM/INT/HUP/QUIT/PIPE/USR1/USR2, so only
  *            SIGKILL ends it early; stays in the caller's cgroup and the host mount namespace)
  *     │ unshare(CLONE_NEWPID) — or setns into the pod's PID namespace (shareProcessNamespace)
  *     └ fork → container init: writes "0" into each cgroup.procs of the plan (moves ITSELF into
@@ -35,6 +35,7 @@ import { PodrunError, errnoName, nodeErrCode, strerror } from '../util/errors.js
 import { trace, type EventSink } from '../util/events.js';
 import type { CgroupMountPlan } from '../linux/cgroups.js';
 import { processStartTime } from '../linux/proc.js';
+import { monitorSpawner } from './spawner.js';
 import { DEFAULT_CAPABILITIES as CONTAINERD_DEFAULT_CAPABILITIES } from '../spec/capabilities.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -458,8 +459,9 @@ export interface StartedProcess {
 }
 
 /**
- * Start a container: write the plan to STATE/plan, spawn `podrun-shim run` detached (own
- * session, survives this Node process), and wait until the container process has exec'd.
+ * Start a container: write the plan to STATE/plan, have this process's spawner fork `podrun-shim
+ * run` (own session, survives this Node process; see spawner.ts), and wait until the container
+ * process has exec'd.
  * The monitor writes STATE/started ("monitorPid pid startTime") and, when the container ends,
  * STATE/exit (see readExitStatus). A failed step rejects with ShimError (code ESHIM).
  */
@@ -468,43 +470,35 @@ export async function startContainerProcess(plan: ShimPlan, opts: StartOptions =
   const planFile = path.join(plan.stateDir, 'plan');
   fs.writeFileSync(planFile, serializePlan(plan), { mode: 0o600 });
   fs.rmSync(path.join(plan.stateDir, 'exit'), { force: true });
-  const errFd = fs.openSync(path.join(plan.stateDir, 'shim.stderr'), 'a', 0o600);
   trace(opts.sink, 'shim', 'spawn', `${bin} run ${planFile}`);
-  let child;
-  try {
-    child = spawn(bin, ['run', planFile], { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
-  } finally {
-    fs.closeSync(errFd);
-  }
-  child.unref();
-  const status = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void; unref?: () => void };
   let started: StartedProcess | undefined;
   let failed: ShimStepError | undefined;
   const others: string[] = [];
-  const timer = setTimeout(() => {
-    try {
-      if (child.pid) process.kill(child.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }, opts.timeoutMs ?? 30_000);
-  const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
+  let monitorPid = 0;
+  const onLine = (l: string) => {
+    const s = parseStatusLine(l);
+    if (s.kind === 'step') trace(opts.sink, 'shim', s.name, s.detail || undefined);
+    else if (s.kind === 'error') failed ??= s.e;
+    else if (s.kind === 'started') started = { monitorPid, pid: s.pid, startTime: s.startTime };
+    else others.push(s.text);
+  };
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      readLines(status, (l) => {
-        const s = parseStatusLine(l);
-        if (s.kind === 'step') trace(opts.sink, 'shim', s.name, s.detail || undefined);
-        else if (s.kind === 'error') failed ??= s.e;
-        else if (s.kind === 'started') started = { monitorPid: child.pid ?? 0, pid: s.pid, startTime: s.startTime };
-        else others.push(s.text);
-      }),
-      spawnError,
-    ]);
+    const monitor = await monitorSpawner(bin).run(planFile, path.join(plan.stateDir, 'shim.stderr'), onLine);
+    monitorPid = monitor.pid;
+    timer = setTimeout(() => {
+      try {
+        process.kill(monitor.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, opts.timeoutMs ?? 30_000);
+    await monitor.closed;
   } catch (err) {
+    if (err instanceof PodrunError) throw err;
     throw new PodrunError('ESHIM', `Cannot start container "${plan.containerId}": spawning "${bin}" failed`, { cause: err });
   } finally {
     clearTimeout(timer);
-    status.destroy();
   }
   if (failed) throw new ShimError(plan.containerId, failed);
   if (!started) {

@@ -333,22 +333,34 @@ describe('exec and identity', () => {
     await expect(execInContainer(execPlan(c, ['true']), { stdio: 'capture' })).rejects.toMatchObject({ code: 'ENOTFOUND' });
   });
 
-  test('the monitor ignores stop signals, and outlives a SIGKILLed Node parent: logs and exit file still written', async () => {
+  test('the monitor ignores stop signals and outlives a SIGKILLed Node parent, whose spawner leaves with it: logs and exit file still written', async () => {
     const c = sb.container('orphan', ['sh', '-c', 'trap "echo got-term; exit 3" TERM; echo before; while :; do sleep 0.1; done']);
     const planFile = path.join(c.plan.stateDir, 'plan');
     fs.writeFileSync(planFile, serializePlan(c.plan));
-    // A separate Node process plays the supervisor: it spawns the monitor as startContainerProcess does.
+    // A separate Node process plays the supervisor: it starts `podrun-shim spawner` and asks it for
+    // the monitor, as startContainerProcess does (spawner.ts).
     const js = `
       const { spawn } = require('node:child_process');
-      const m = spawn(${JSON.stringify(shimPath())}, ['run', ${JSON.stringify(planFile)}], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
-      m.stdio[3].on('data', (d) => { if (String(d).includes('started')) process.stdout.write(m.pid + ' ' + String(d).split('\\n').find((l) => l.startsWith('started')) + '\\n'); });
+      const sp = spawn(${JSON.stringify(shimPath())}, ['spawner'], { detached: true, stdio: ['pipe', 'pipe', 'inherit'] });
+      let monitor = 0;
+      sp.stdout.on('data', (d) => {
+        for (const l of String(d).split('\\n')) {
+          const t = l.split(' ');
+          if (t[1] === 'pid') monitor = t[2];
+          if (t[1] === 'line' && t[2] === 'started') process.stdout.write(sp.pid + ' ' + monitor + ' ' + t.slice(3).join(' ') + '\\n');
+        }
+      });
+      sp.stdin.write('run 7 ' + ${JSON.stringify(planFile)} + ' ' + ${JSON.stringify(path.join(c.plan.stateDir, 'shim.stderr'))} + '\\n');
       setInterval(() => {}, 1000);`;
     const node = spawn(process.execPath, ['-e', js], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise<string>((resolve) => node.stdout.on('data', (d) => resolve(String(d).trim())));
-    const [monitorPid, , pid, startTime] = line.split(' ').map(Number);
-    sb.pidsToKill.push(monitorPid, pid);
+    const [spawnerPid, monitorPid, pid, startTime] = line.split(' ').map(Number);
+    sb.pidsToKill.push(monitorPid, pid, spawnerPid);
+    expect(fs.readFileSync(`/proc/${monitorPid}/cmdline`, 'utf8').split('\0')).toEqual([shimPath(), 'run', planFile, '']);
+    expect(Number(fs.readFileSync(`/proc/${monitorPid}/stat`, 'utf8').split(') ')[1].split(' ')[1])).toBe(spawnerPid); // its parent
     node.kill('SIGKILL');
     await waitGone(node.pid!);
+    await waitGone(spawnerPid); // end of file on its stdin
     // stop signals sent to the monitor do not kill it
     for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.kill(monitorPid, s);
     await new Promise((r) => setTimeout(r, 200));
@@ -360,6 +372,23 @@ describe('exec and identity', () => {
     expect(st).toMatchObject({ exitCode: 3, pid });
     await waitGone(monitorPid);
     expect(sb.stdout(c)).toEqual(['before', 'got-term']);
+  });
+
+  test('one spawner starts several monitors at once; each gets its own status, stderr file and session', async () => {
+    const cs = ['par-a', 'par-b', 'par-c'].map((n) => sb.container(n, ['sh', '-c', `echo ${n}; sleep 0.3`]));
+    const bad = sb.container('par-bad', ['/no/such/command']);
+    const results = await Promise.allSettled([...cs, bad].map((c) => startContainerProcess(c.plan)));
+    const ok = results.slice(0, 3).map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof startContainerProcess>>>).value);
+    for (const s of ok) sb.pidsToKill.push(s.monitorPid, s.pid);
+    expect(new Set(ok.map((s) => s.monitorPid)).size).toBe(3);
+    for (const s of ok) {
+      const stat = fs.readFileSync(`/proc/${s.monitorPid}/stat`, 'utf8').split(') ')[1].split(' ');
+      expect(Number(stat[3])).toBe(s.monitorPid); // session leader of its own session
+    }
+    expect(results[3].status).toBe('rejected');
+    expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'ESHIM', step: 'execve', errnoName: 'ENOENT' });
+    for (const c of cs) await waitExitStatus(c.plan.stateDir, 10_000);
+    expect(cs.map((c) => sb.stdout(c))).toEqual([['par-a'], ['par-b'], ['par-c']]);
   });
 
   test('shareProcessNamespace: containers join the pause process\'s PID namespace and see each other', async () => {
