@@ -58,6 +58,12 @@ export function supervisorRequest(socketPath: string, msg: object, timeoutMs = 6
   });
 }
 
+/** Whether a supervisorRequest failed because nobody listens on the socket (none runs). */
+export function isNoSupervisor(err: unknown): boolean {
+  const code = ((err as { cause?: NodeJS.ErrnoException } | undefined)?.cause)?.code;
+  return err instanceof PodrunError && err.code === 'ENOTFOUND' && (code === 'ENOENT' || code === 'ECONNREFUSED');
+}
+
 /**
  * Asks the live supervisor that owns pod `key` (if any) to stop and remove it, over its socket.
  * Returns 'removed' when the pod is gone afterwards, 'failed' when the supervisor did not do it

@@ -6,8 +6,12 @@
  * - Listens on <run-root>/supervisor.sock (mode 0600, root only): one JSON request per
  *   connection, one JSON answer line. Requests: {op:'ping'}, {op:'up', pods, images, …} (parsed
  *   plans), {op:'up-text', text, source, …} (the manifest as written: the supervisor parses it,
- *   so `podrun up -d` loads neither yaml nor zod), {op:'down', key, gracePeriodSeconds},
- *   {op:'pod-names', text, source} (the pods a manifest names, for `podrun down FILE`).
+ *   so `podrun up -d` loads neither yaml nor zod; it carries the caller's root, logRoot and
+ *   registryConfig, and a supervisor started with others refuses it), {op:'down', key,
+ *   gracePeriodSeconds}, {op:'down-text', text, source, gracePeriodSeconds} (`podrun down FILE`
+ *   in one round trip), {op:'pod-names', text, source} (the pods a manifest names).
+ *   Unknown fields are ignored, unknown ops refused: a supervisor from before an upgrade
+ *   answers `down-text` with an error and the CLI falls back to `pod-names` + `down`.
  * - Stays up PODRUN_SUPERVISOR_IDLE_MS (default 5 s) after its last pod and request, so a
  *   later `up -d` finds the parser and image code already loaded.
  * - On start it re-adopts pods whose owner died (a SIGKILLed supervisor): the containers kept
@@ -24,9 +28,9 @@ import type { ImageRecord } from '../image/types.js';
 import type { ManifestSet, PodPlan } from '../spec/plan.js';
 import type { ImageService } from '../image/service.js';
 import type { PodRuntime, PodSettings, RuntimeOptions } from './api.js';
-import { supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
-import { acquireLock, fromJson, toJson } from './state.js';
-import { supervisorRequest } from './client.js';
+import { podKey, podRunDir, supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
+import { acquireLock, fromJson, readState } from './state.js';
+import { isNoSupervisor, supervisorRequest } from './client.js';
 
 export { supervisorRequest };
 
@@ -61,6 +65,36 @@ export interface UpTextRequest {
   timeoutMs?: number;
   /** The caller's --cgroup-parent, --network and --cni-conf-dir, for these pods. */
   settings?: PodSettings;
+  /** The caller's --root, --log-root and --registry-config (absolute): a supervisor started
+   * with others refuses the request (ECONFLICT), so the CLI needs no `ping` first. */
+  root?: string;
+  logRoot?: string;
+  registryConfig?: string;
+}
+
+/**
+ * `podrun down FILE` in one round trip: the supervisor reads the pod names (without zod) and
+ * stops, in order, each pod it owns. A pod it does not own (unsupervised, a foreground `up`'s)
+ * comes back as 'not-mine' and the CLI takes it down itself, as before.
+ */
+export interface DownTextRequest {
+  op: 'down-text';
+  text: string;
+  /** File name for messages. */
+  source: string;
+  gracePeriodSeconds?: number;
+}
+
+export interface DownTextPod {
+  key: string;
+  name: string;
+  /** 'failed': the supervisor tried (message says why, when it threw) and the pod still exists. */
+  result: 'removed' | 'not-running' | 'not-mine' | 'failed';
+  message?: string;
+}
+
+export interface DownTextAnswer {
+  pods: DownTextPod[];
 }
 
 export interface UpAnswerPod {
@@ -124,7 +158,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
       const line = buf.slice(0, i);
       buf = '';
       inflight++;
-      handle(rt, line, images, { root: opts.root, logRoot: opts.logRoot, registryConfig: opts.registryConfig })
+      handle(rt, line, images, { root: opts.root, logRoot: opts.logRoot, registryConfig: opts.registryConfig }, sock)
         .then((res) => conn.end(JSON.stringify(res) + '\n'))
         .catch((err) => conn.end(JSON.stringify({ error: errorJson(err) }) + '\n'))
         .finally(() => {
@@ -164,14 +198,16 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
   return true;
 }
 
-async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageService>, info: SupervisorPaths): Promise<Record<string, unknown>> {
+async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageService>, info: SupervisorPaths, sock: string): Promise<Record<string, unknown>> {
   const req = fromJson<{ op: string } & Record<string, unknown>>(line);
   switch (req.op) {
     case 'ping':
       return { pid: process.pid, pods: rt.activePods(), ...info };
     case 'up':
+      checkCallerPaths(req, info, sock);
       return { pods: await upPods(rt, req as unknown as UpRequest) };
     case 'up-text':
+      checkCallerPaths(req, info, sock);
       return { ...(await upText(rt, req as unknown as UpTextRequest, images)) };
     case 'pod-names': {
       const { podNamesOf } = await import('../spec/pod-names.js');
@@ -180,6 +216,8 @@ async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageS
     case 'down':
       await rt.downPod(String(req.key), { gracePeriodSeconds: req.gracePeriodSeconds as number | undefined });
       return { ok: true };
+    case 'down-text':
+      return { ...(await downText(rt, req as unknown as DownTextRequest)) };
     default:
       throw new PodrunError('EINVAL_ARG', `Cannot handle request "${req.op}": unknown operation`);
   }
@@ -226,6 +264,39 @@ async function upText(rt: PodRuntime, r: UpTextRequest, images: () => Promise<Im
   return { warnings, pods: await upPods(rt, { op: 'up', pods: set.pods, manifests, images: records, replace: r.replace, wait: r.wait, timeoutMs: r.timeoutMs, settings: r.settings }) };
 }
 
+/** A request that names the caller's paths (up-text from this installation's CLI) is checked. */
+function checkCallerPaths(req: Record<string, unknown>, info: SupervisorPaths, sock: string): void {
+  if (typeof req.root !== 'string' || typeof req.logRoot !== 'string') return; // a CLI that pinged first
+  const registryConfig = typeof req.registryConfig === 'string' ? req.registryConfig : undefined;
+  checkSamePaths({ root: req.root, logRoot: req.logRoot, runRoot: '', registryConfig }, info, sock);
+}
+
+async function downText(rt: PodRuntime, r: DownTextRequest): Promise<DownTextAnswer> {
+  const { podNamesOf } = await import('../spec/pod-names.js');
+  const paths = rt.ctx.paths;
+  const pods: DownTextPod[] = [];
+  for (const p of await podNamesOf(String(r.text), String(r.source))) {
+    const key = podKey(p.namespace, p.name);
+    const st = readState(paths, key);
+    if (!st && !fs.existsSync(podRunDir(paths, key))) {
+      pods.push({ key, name: p.name, result: 'not-running' });
+      continue;
+    }
+    if (st?.owner?.pid !== process.pid) {
+      pods.push({ key, name: p.name, result: 'not-mine' });
+      continue;
+    }
+    try {
+      await rt.downPod(key, { gracePeriodSeconds: r.gracePeriodSeconds });
+    } catch (err) {
+      pods.push({ key, name: p.name, result: 'failed', message: (err as Error).message });
+      continue;
+    }
+    pods.push({ key, name: p.name, result: fs.existsSync(podRunDir(paths, key)) ? 'failed' : 'removed' });
+  }
+  return { pods };
+}
+
 function errorJson(err: unknown): { code: string; message: string; hint?: string } {
   if (isPodrunError(err)) return { code: err.code, message: err.message, hint: err.hint };
   return { code: 'EINTERNAL', message: (err as Error)?.message ?? String(err) };
@@ -259,6 +330,20 @@ function checkSamePaths(want: RuntimePaths & { registryConfig?: string }, got: P
 /** bin/podrun of this installation (works from dist/ and from src/). */
 export function podrunBin(): string {
   return fileURLToPath(new URL('../../bin/podrun', import.meta.url));
+}
+
+/**
+ * Sends one request to this run root's supervisor, starting one (ensureSupervisor) only when
+ * none listens: the warm path is one round trip. Requests that name the caller's paths
+ * (UpTextRequest root/logRoot/registryConfig) are checked by the supervisor itself.
+ */
+export async function requestStartingSupervisor(paths: RuntimePaths & { registryConfig?: string }, msg: object, timeoutMs: number): Promise<Record<string, unknown>> {
+  try {
+    return await supervisorRequest(supervisorSocket(paths), msg, timeoutMs);
+  } catch (err) {
+    if (!isNoSupervisor(err)) throw err;
+  }
+  return supervisorRequest(await ensureSupervisor(paths), msg, timeoutMs);
 }
 
 /**

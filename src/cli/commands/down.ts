@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { Command } from '../command.js';
+import type { Command, CommandContext } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
 import type { PodRuntime } from '../../runtime/api.js';
 import { podKey, podRunDir, supervisorSocket, type RuntimePaths } from '../../runtime/paths.js';
@@ -26,7 +26,7 @@ nobody (its supervisor was killed).`,
     if (grace !== undefined && !(Number.isInteger(grace) && grace >= 0)) throw new PodrunError('EINVAL_ARG', `Cannot use --grace-period "${values['grace-period']}": not a whole number of seconds`);
     const g = ctx.global;
     const paths = { root: g.root, runRoot: g.runRoot, logRoot: g.logRoot };
-    const keys: { key: string; label: string; mustExist: boolean }[] = [];
+    const keys: DownTarget[] = [];
     for (const arg of positionals) {
       if (fs.existsSync(arg) && fs.statSync(arg).isFile()) {
         for (const p of await podNames(arg, paths)) keys.push({ key: podKey(p.namespace, p.name), label: p.name, mustExist: false });
@@ -35,37 +35,58 @@ nobody (its supervisor was killed).`,
         keys.push({ key: st.key, label: st.name, mustExist: true });
       }
     }
-    // A pod its background supervisor owns is stopped by that supervisor, asked over its socket:
-    // the runtime (and ffi) is loaded here only for a pod nobody supervises, or when asking fails.
-    let rt: PodRuntime | undefined;
-    const warn = (message: string) => ctx.events({ type: 'warning', message });
+    const one = downer(ctx, grace);
     let code = 0;
-    for (const k of keys) {
-      try {
-        if (!readState(paths, k.key) && !fs.existsSync(podRunDir(paths, k.key))) throw new PodrunError('ENOTFOUND', `Cannot stop pod "${k.key}": no such pod`);
-        const asked = await askSupervisorToStop(paths, k.key, grace, warn);
-        if (asked !== 'removed') {
-          if (!rt) {
-            const { PodRuntime } = await import('../../runtime/api.js');
-            rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
-          }
-          await rt.downPod(k.key, { gracePeriodSeconds: grace, ownerAsked: asked === 'failed' });
-        }
-        ctx.stdout.write(`pod/${k.label} removed\n`);
-      } catch (err) {
-        if (!k.mustExist && err instanceof PodrunError && err.code === 'ENOTFOUND') {
-          ctx.stdout.write(`pod/${k.label} not running\n`);
-          continue;
-        }
-        code = 1;
-        ctx.stderr.write(`podrun down: ${(err as Error).message}\n`);
-        if (err instanceof PodrunError && err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
-      }
-    }
+    for (const k of keys) code = Math.max(code, await one(k, false));
     return code;
   },
 };
 export default command;
+
+export interface DownTarget {
+  key: string;
+  /** The pod's name as printed. */
+  label: string;
+  /** Named by the user (an error when absent) rather than by a file ("not running"). */
+  mustExist: boolean;
+}
+
+/**
+ * Takes pods down one at a time from this process, printing "pod/NAME removed", "pod/NAME not
+ * running" or the error; each call returns its exit code. A pod its background supervisor owns is
+ * stopped by that supervisor, asked over its socket: the runtime (and ffi) is loaded here only
+ * for a pod nobody supervises, or when asking fails (`supervisorFailed`: it was asked already,
+ * by a down-text request).
+ */
+export function downer(ctx: CommandContext, grace: number | undefined): (k: DownTarget, supervisorFailed: boolean) => Promise<number> {
+  const g = ctx.global;
+  const paths = { root: g.root, runRoot: g.runRoot, logRoot: g.logRoot };
+  let rt: PodRuntime | undefined;
+  const warn = (message: string) => ctx.events({ type: 'warning', message });
+  return async (k, supervisorFailed) => {
+    try {
+      if (!readState(paths, k.key) && !fs.existsSync(podRunDir(paths, k.key))) throw new PodrunError('ENOTFOUND', `Cannot stop pod "${k.key}": no such pod`);
+      const asked = supervisorFailed ? 'failed' : await askSupervisorToStop(paths, k.key, grace, warn);
+      if (asked !== 'removed') {
+        if (!rt) {
+          const { PodRuntime } = await import('../../runtime/api.js');
+          rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
+        }
+        await rt.downPod(k.key, { gracePeriodSeconds: grace, ownerAsked: asked === 'failed' });
+      }
+      ctx.stdout.write(`pod/${k.label} removed\n`);
+      return 0;
+    } catch (err) {
+      if (!k.mustExist && err instanceof PodrunError && err.code === 'ENOTFOUND') {
+        ctx.stdout.write(`pod/${k.label} not running\n`);
+        return 0;
+      }
+      ctx.stderr.write(`podrun down: ${(err as Error).message}\n`);
+      if (err instanceof PodrunError && err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
+      return 1;
+    }
+  };
+}
 
 /**
  * The pods a manifest file names. A running supervisor (which has the YAML reader loaded) is

@@ -6,8 +6,8 @@ import type { PodrunEvent } from '../../util/events.js';
 import type { ManifestSet } from '../../spec/plan.js';
 import type { ImageService } from '../../image/service.js';
 import type { ImageRecord } from '../../image/types.js';
-import type { PodStatus } from '../../runtime/controller/status.js';
 import type { UpTextAnswer, UpTextRequest } from '../../runtime/supervisor.js';
+import { printUpPods, upTextRequest } from '../fast.js';
 
 // Only what a verb path needs is loaded: `up -d` sends the manifest text to the supervisor,
 // which keeps the parser (yaml, zod) and the image code loaded; the registry client (undici)
@@ -102,37 +102,22 @@ async function pullForSupervisor(ctx: CommandContext, refs: string[]): Promise<v
 
 async function detached(ctx: CommandContext, file: string, text: string, replace: boolean): Promise<{ code: number; pods: { name: string; namespace: string }[] }> {
   const g = ctx.global;
-  const { ensureSupervisor, supervisorRequest: request } = await import('../../runtime/supervisor.js');
+  const { requestStartingSupervisor: request } = await import('../../runtime/supervisor.js');
   const paths = { root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig };
-  const sock = await ensureSupervisor(paths);
-  // the running supervisor may have been started with other global options: these pods get ours
-  // (main.ts puts --cgroup-parent, --network and --cni-conf-dir in the environment)
-  const settings = {
-    cgroupParent: process.env.PODRUN_CGROUP_PARENT || 'podrun',
-    network: process.env.PODRUN_NETWORK === 'none' ? ('none' as const) : ('default' as const),
-    cniConfDir: process.env.PODRUN_CNI_CONF_DIR || undefined,
-  };
-  const msg: UpTextRequest = { op: 'up-text', text, source: file, replace, settings };
-  let res = (await request(sock, msg, 300_000)) as unknown as UpTextAnswer;
+  // One round trip when a supervisor runs: the request names our paths and a supervisor started
+  // with others refuses it. The pods get our --cgroup-parent, --network and --cni-conf-dir
+  // whatever it was started with (main.ts puts them in the environment).
+  const msg: UpTextRequest = upTextRequest(file, text, replace, g, process.env);
+  // A supervisor with no pod exits when idle, and a pull can take longer than that: the second
+  // request starts a new one when needed.
+  let res = (await request(paths, msg, 300_000)) as unknown as UpTextAnswer;
   for (const w of res.warnings ?? []) ctx.events({ type: 'warning', message: w });
   if (res.needPull?.length) {
     await pullForSupervisor(ctx, res.needPull);
-    // A supervisor with no pod exits when idle, and a pull can take longer than that: ask again
-    // through ensureSupervisor, which starts a new one when needed.
-    const again = await ensureSupervisor(paths);
-    res = (await request(again, { ...msg, pulled: res.needPull }, 300_000)) as unknown as UpTextAnswer;
+    res = (await request(paths, { ...msg, pulled: res.needPull }, 300_000)) as unknown as UpTextAnswer;
   }
-  let code = 0;
   const pods = res.pods ?? [];
-  for (const p of pods) {
-    if (p.error) {
-      code = 1;
-      ctx.stderr.write(`pod/${p.name}: ${p.error.message}\n`);
-      if (p.error.hint) ctx.stderr.write(`hint: ${p.error.hint}\n`);
-    } else if (!p.created) ctx.stdout.write(`pod/${p.name} unchanged (already running with this spec)\n`);
-    else ctx.stdout.write(`pod/${p.name} running (${(p.status as PodStatus | undefined)?.containerStatuses.length ?? 0} containers)\n`);
-  }
-  return { code, pods };
+  return { code: printUpPods(ctx, pods), pods };
 }
 
 async function foreground(ctx: CommandContext, set: ManifestSet, images: ImageService, records: Record<string, ImageRecord>, replace: boolean): Promise<number> {
