@@ -60,6 +60,8 @@ export interface RunScript {
   oomKilled?: boolean;
   /** Make driver.start throw this. */
   startError?: Error;
+  /** driver.start takes this long (the clock's time) before the container runs. */
+  startDelayMs?: number;
   /** Exit code on the stop signal; 'ignore' = only SIGKILL ends it. */
   onStop?: number | 'ignore';
   /** Result of exec probes/hooks (default exit 0). */
@@ -106,6 +108,7 @@ export class FakeDriver implements ContainerDriver {
     this.runsOf.set(name, run + 1);
     const script = this.scripts[name]?.(run) ?? {};
     this.log.push(`start ${name}#${restartCount} @${this.t()}`);
+    if (script.startDelayMs) await new Promise<void>((r) => this.clock.setTimer(script.startDelayMs!, r));
     if (script.startError) throw script.startError;
     this.starts.push({ name, kind, restartCount, at: this.t() });
     const id = `${name}-${run}`;

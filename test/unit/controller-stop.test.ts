@@ -91,6 +91,24 @@ describe('postStart', () => {
   });
 });
 
+describe('starting app containers', () => {
+  it('starts containers without a postStart hook before them at the same time; a hook holds the ones after it', async () => {
+    const slow = () => ({ startDelayMs: 100 });
+    const d = new FakeDriver({ a: slow, b: slow, c: slow, d: slow });
+    const plan = pod({ containers: [container('a'), container('b', { lifecycle: { postStart: { kind: 'sleep', seconds: 5 } } }), container('c'), container('d')] });
+    const c = new PodController(plan, d, { clock: d.clock });
+    c.start();
+    await d.clock.advance(1000);
+    // a and b are created together; c and d wait for b's hook (5 s after b runs at 100 ms)
+    expect(d.log.filter((l) => l.startsWith('start'))).toEqual(['start a#0 @0', 'start b#0 @0']);
+    await d.clock.advance(5000);
+    expect(d.log.filter((l) => l.startsWith('start'))).toEqual(['start a#0 @0', 'start b#0 @0', 'start c#0 @5100', 'start d#0 @5100']);
+    await d.clock.advance(200);
+    expect(c.status().containerStatuses.map((s) => Object.keys(s.state)[0])).toEqual(['running', 'running', 'running', 'running']);
+    await c.stop();
+  });
+});
+
 describe('activeDeadlineSeconds', () => {
   it('fails the pod with reason DeadlineExceeded and stops its containers', async () => {
     const d = new FakeDriver({});

@@ -391,10 +391,14 @@ export class PodController {
     }
     for (const slot of this.slots) {
       if (slot.kind === 'init') continue;
-      if (slot.busy) return; // kubelet starts containers one after another (postStart blocks)
+      // kubelet starts containers one after another, and a postStart hook holds the ones after it
+      // until it has finished: that hold is kept (sidecar proxies rely on it). Containers without
+      // a hook before them are started at the same time; nothing in the API orders them otherwise.
+      if (slot.busy && slot.plan.lifecycle.postStart) return;
+      if (slot.busy) continue;
       if (slot.state === 'running') continue;
       if (slot.kind === 'sidecar' || this.shouldRun(slot)) {
-        if (this.tryStart(slot)) return;
+        if (this.tryStart(slot) && slot.plan.lifecycle.postStart) return;
       }
     }
     if (this.plan.restartPolicy !== 'Always' && this.slots.every((s) => s.kind !== 'app' || (s.state === 'terminated' && !this.shouldRun(s)))) {
