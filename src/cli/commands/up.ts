@@ -7,7 +7,7 @@ import type { ManifestSet } from '../../spec/plan.js';
 import type { ImageService } from '../../image/service.js';
 import type { ImageRecord } from '../../image/types.js';
 import type { UpTextAnswer, UpTextRequest } from '../../runtime/supervisor.js';
-import { printUpPods, upTextRequest } from '../fast.js';
+import { printUpPods, upTextRequest } from '../fast.cjs';
 
 // Only what a verb path needs is loaded: `up -d` sends the manifest text to the supervisor,
 // which keeps the parser (yaml, zod) and the image code loaded; the registry client (undici)
