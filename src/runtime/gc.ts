@@ -8,24 +8,27 @@
  * 3. Pod cgroups below the cgroup parent that no pod dir names: processes killed, cgroup removed.
  * 4. CNI attachments cached for pod uids that no pod (with a state.json) has: released
  *    through the network module's gcPodNetworks.
+ * 5. Directories a dead process was still deleting in the background (the trash dirs).
  * Pods with a live owner are never touched.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { listPodKeys, readState, withPodLock, isAlive } from './state.js';
 import { podRunDir } from './paths.js';
-import { podContext, removeDir, teardownResources, type RuntimeContext } from './sandbox.js';
+import { podContext, removeDir, teardownResources, trashFor, type RuntimeContext } from './sandbox.js';
 
 export interface GcReport {
   pods: string[];
   strayDirs: string[];
   cgroups: string[];
+  /** Trash entries a dead process left half-deleted (removed now). */
+  trash: string[];
   networks: string[];
   errors: string[];
 }
 
 export async function gcPods(ctx: RuntimeContext, opts: { skip?: Set<string> } = {}): Promise<GcReport> {
-  const report: GcReport = { pods: [], strayDirs: [], cgroups: [], networks: [], errors: [] };
+  const report: GcReport = { pods: [], strayDirs: [], cgroups: [], trash: [], networks: [], errors: [] };
   const uids = new Set<string>();
   for (const key of listPodKeys(ctx.paths)) {
     if (opts.skip?.has(key)) continue;
@@ -94,7 +97,36 @@ export async function gcPods(ctx: RuntimeContext, opts: { skip?: Set<string> } =
       report.errors.push(`network: ${(err as Error).message}`);
     }
   }
+  // 5. what a process that died while deleting in the background left in the trash dirs
+  //    ("<name>.<pid>.<random>", see removeDir); a live process still deleting is left to finish
+  for (const trash of [trashFor(ctx.paths, path.join(ctx.paths.runRoot, 'pods')), trashFor(ctx.paths, path.join(ctx.paths.root, 'pods')), trashFor(ctx.paths, path.join(ctx.paths.logRoot, 'x'))]) {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(trash!);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const pid = Number(n.split('.').at(-2));
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) continue;
+      try {
+        fs.rmSync(path.join(trash!, n), { recursive: true, force: true });
+        report.trash.push(path.join(trash!, n));
+      } catch (err) {
+        report.errors.push(`${path.join(trash!, n)}: ${(err as Error).message}`);
+      }
+    }
+  }
   return report;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The uids of pods with a state file: those known already, plus any state file read now. */

@@ -4,6 +4,7 @@
  * leaves nothing behind. Also bad input and concurrent `up`s.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cgroupDirs, mountsBelow, processesMentioning, randomName, startPodEnv, supervisorPid, waitFor, type PodEnv } from '../helpers/pod.js';
@@ -166,5 +167,38 @@ describe('bad input', () => {
     expect(Object.keys(st.containers)).toHaveLength(2);
     expect(e.podrun(['down', name]).status).toBe(0);
     expect(mountsBelow(e.dir)).toEqual([]);
+  });
+});
+
+describe('deleting a pod\'s files', () => {
+  const trashes = () => [path.join(e.runRoot, 'trash'), path.join(e.root, 'trash'), path.join(e.logRoot, '.podrun-trash')];
+  const entries = () => trashes().flatMap((t) => (fs.existsSync(t) ? fs.readdirSync(t).map((n) => path.join(t, n)) : []));
+
+  it('down moves them out of the way at once and deletes them in the background', async () => {
+    const name = randomName();
+    expect(e.podrun(['up', '-d', twoContainerPod(name)]).status).toBe(0);
+    const uid = inspect(name).uid as string;
+    const dirs = [path.join(e.runRoot, 'pods', `default_${name}`), path.join(e.root, 'pods', `default_${name}_${uid}`), path.join(e.logRoot, `default_${name}_${uid}`)];
+    for (const d of dirs) expect(fs.existsSync(d), d).toBe(true);
+    const r = e.podrun(['down', name]);
+    expect(r.status, r.stderr).toBe(0);
+    for (const d of dirs) expect(fs.existsSync(d), d).toBe(false);
+    await waitFor('trash emptied', () => entries().length === 0 || undefined, 10_000);
+  });
+
+  it('gc deletes what a dead process left half-deleted in the trash, not what a live one is deleting', async () => {
+    const dead = spawnSync('true').pid!; // exited and reaped: its pid names no process
+    const live = process.pid;
+    fs.mkdirSync(path.join(e.root, 'trash', `default_x_1.${dead}.abc`, 'containers', 'a'), { recursive: true });
+    fs.writeFileSync(path.join(e.root, 'trash', `default_x_1.${dead}.abc`, 'containers', 'a', 'f'), 'x');
+    fs.mkdirSync(path.join(e.runRoot, 'trash', `default_y.${live}.def`), { recursive: true });
+    try {
+      const r = e.podrun(['gc']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`removed unfinished deletion ${path.join(e.root, 'trash', `default_x_1.${dead}.abc`)}`);
+      expect(entries()).toEqual([path.join(e.runRoot, 'trash', `default_y.${live}.def`)]);
+    } finally {
+      fs.rmSync(path.join(e.runRoot, 'trash', `default_y.${live}.def`), { recursive: true, force: true });
+    }
   });
 });

@@ -15,10 +15,11 @@ supervisor are left alone.`,
     const r = await rt.gc();
     for (const p of r.pods) ctx.stdout.write(`removed pod ${p.replace('_', '/')}\n`);
     for (const p of r.strayDirs) ctx.stdout.write(`removed stray pod dir ${p}\n`);
+    for (const p of r.trash) ctx.stdout.write(`removed unfinished deletion ${p}\n`);
     for (const c of r.cgroups) ctx.stdout.write(`removed stray cgroup ${c}\n`);
     for (const n of r.networks) ctx.stdout.write(`released network attachment ${n}\n`);
     for (const e of r.errors) ctx.stderr.write(`podrun gc: ${e}\n`);
-    if (!r.pods.length && !r.strayDirs.length && !r.cgroups.length && !r.networks.length && !r.errors.length) ctx.stdout.write('nothing to remove\n');
+    if (!r.pods.length && !r.strayDirs.length && !r.trash.length && !r.cgroups.length && !r.networks.length && !r.errors.length) ctx.stdout.write('nothing to remove\n');
     return r.errors.length ? 1 : 0;
   },
 };

@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { runSupervisor } from '../../runtime/supervisor.js';
+import { settleRemovals } from '../../runtime/sandbox.js';
 
 // Internal: started by "podrun up -d"; not listed in --help.
 const command: Command = {
@@ -12,7 +13,9 @@ serves <run-root>/supervisor.sock, and exits when no pod runs any more.`,
     const g = ctx.global;
     const ran = await runSupervisor({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events });
     if (!ran) ctx.stderr.write('podrun supervisor: another supervisor already serves this run root\n');
-    // pods it stopped watching may still hold timers: leave now (containers keep running)
+    // a pod's files may still be being deleted in the background; then leave at once: pods it
+    // stopped watching may still hold timers (containers keep running)
+    await settleRemovals();
     process.exit(0);
   },
 };
