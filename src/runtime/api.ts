@@ -58,8 +58,10 @@ export interface UpOptions {
   /** ConfigMaps and Secrets for env valueFrom / envFrom (usually from the same file). */
   manifests?: Pick<ManifestSet, 'configMaps' | 'secrets'>;
   /** Images already ensured by the caller (reference as written → record), used for the first
-   * start of each container instead of asking the image service. */
-  images?: Record<string, ImageRecord>;
+   * start of each container instead of asking the image service. A promise (a registry check
+   * still in flight) is awaited once the sandbox exists: the two overlap. If it rejects, the
+   * sandbox is removed again and upPod rejects with its error, as if nothing had been created. */
+  images?: Record<string, ImageRecord | Promise<ImageRecord>>;
   /** Cgroup parent and network for this pod (the runtime's defaults otherwise). */
   settings?: PodSettings;
 }
@@ -177,7 +179,7 @@ export class PodRuntime {
   async upPod(plan: PodPlan, o: UpOptions = {}): Promise<UpResult> {
     const key = podKey(plan.namespace, plan.name);
     return withPodLock(this.ctx.paths, key, async () => {
-      const existing = readState(this.ctx.paths, key);
+      const existing = this.pods.get(key)?.st ?? readState(this.ctx.paths, key);
       if (existing && existing.sandbox !== 'Stopped') {
         const same = existing.specHash === plan.specDigest;
         const ownerAlive = isAlive(existing.owner);
@@ -198,12 +200,20 @@ export class PodRuntime {
       st.owner = { ...selfId(), socket: this.socket };
       if (o.manifests) st.manifests = { configMaps: o.manifests.configMaps, secrets: o.manifests.secrets };
       this.applySettings(st, o.settings);
-      writeState(this.ctx.paths, st);
+      // the first write is createSandbox's: it records every resource before making the first
       this.emit({ type: 'pod', pod: plan.name, phase: 'Pending', message: 'creating sandbox' });
       await createSandbox(this.podCtx(st), st);
+      let images: Record<string, ImageRecord> | undefined;
+      try {
+        images = o.images && Object.fromEntries(await Promise.all(Object.entries(o.images).map(async ([ref, r]) => [ref, await r] as const)));
+      } catch (err) {
+        await teardownResources(this.podCtx(st), st).catch(() => {});
+        throw err;
+      }
+      // 'Ready' reaches the state file with the first container's record, written before that
+      // container is created (a pod left 'Creating' by a crash is gc's, not re-adopted)
       st.sandbox = 'Ready';
-      writeState(this.ctx.paths, st);
-      this.startController(st, undefined, o.firstPullPolicy, o.images);
+      this.startController(st, undefined, o.firstPullPolicy, images);
       return { key, created: true };
     });
   }
@@ -257,7 +267,7 @@ export class PodRuntime {
         pendingSave = false;
       });
     };
-    const driver = new PodDriver(this.podCtx(st), st, { images: this.images, resolveProcess: this.resolveProcess, firstPullPolicy, knownImages: known, save });
+    const driver = new PodDriver(this.podCtx(st), st, { images: this.images, resolveProcess: this.resolveProcess, firstPullPolicy, knownImages: known, save, saveSoon });
     const m: Managed = { st, driver, waiters: new Set() };
     this.pods.set(st.key, m);
     const controller = new PodController(st.plan, driver, {
@@ -375,7 +385,8 @@ export class PodRuntime {
       this.ctx.paths,
       key,
       async () => {
-        const st = readState(this.ctx.paths, key);
+        // a pod this process runs: its state in memory (the file may lag by one write burst)
+        const st = this.pods.get(key)?.st ?? readState(this.ctx.paths, key);
         if (!st && !fs.existsSync(podRunDir(this.ctx.paths, key))) return; // the owner finished meanwhile
         await this.downLocked(key, st, o.gracePeriodSeconds);
       },
@@ -432,9 +443,10 @@ export class PodRuntime {
   listPods(): PodSummary[] {
     const out: PodSummary[] = [];
     for (const key of listPodKeys(this.ctx.paths)) {
-      let st: PodState | undefined;
+      // a pod this process runs: its state in memory (the file may lag by one write burst)
+      let st: PodState | undefined = this.pods.get(key)?.st;
       try {
-        st = readState(this.ctx.paths, key);
+        st ??= readState(this.ctx.paths, key);
       } catch {
         continue;
       }
@@ -467,7 +479,7 @@ export class PodRuntime {
   async runPodSandbox(plan: PodPlan): Promise<string> {
     const key = podKey(plan.namespace, plan.name);
     return withPodLock(this.ctx.paths, key, async () => {
-      const existing = readState(this.ctx.paths, key);
+      const existing = this.pods.get(key)?.st ?? readState(this.ctx.paths, key);
       if (existing) throw new PodrunError('ECONFLICT', `Cannot create sandbox "${key}": it already exists`);
       const st = newState(key, plan);
       st.owner = { ...selfId(), socket: this.socket };

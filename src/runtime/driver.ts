@@ -41,6 +41,9 @@ export interface PodDriverOptions {
   knownImages?: Record<string, ImageRecord>;
   /** Called after the state changed (default: write state.json). */
   save?: () => void;
+  /** Like save, but may be coalesced with the next writes of this tick (default: save). Used
+   * where the state on disk may lag: after a start, whose monitor also wrote STATE/started. */
+  saveSoon?: () => void;
 }
 
 export class PodDriver implements ContainerDriver {
@@ -150,7 +153,9 @@ export class PodDriver implements ContainerDriver {
     rec.init = { pid: p.pid, startTime: p.startTime };
     rec.state = 'running';
     rec.startedAt = new Date().toISOString();
-    this.save();
+    // a supervisor that dies before this reaches the disk finds the run through STATE/started
+    if (this.opts.saveSoon) this.opts.saveSoon();
+    else this.save();
     return { id: rec.id, pid: p.pid, startedAt: new Date(rec.startedAt), imageID: rec.imageID };
   }
 

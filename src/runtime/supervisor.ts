@@ -248,20 +248,30 @@ async function upText(rt: PodRuntime, r: UpTextRequest, images: () => Promise<Im
   const warnings = set.warnings.map(formatWarning);
   if (set.pods.length === 0) throw new PodrunError('EINVAL_SPEC', `Cannot run "${r.source}": it contains no Pod`);
   const svc = await images();
-  const records: Record<string, ImageRecord> = {};
+  const records: Record<string, ImageRecord | Promise<ImageRecord>> = {};
+  const check: string[] = [];
   const needPull: string[] = [];
   for (const c of set.pods.flatMap((p) => [...p.initContainers, ...p.containers])) {
-    if (records[c.image] || needPull.includes(c.image)) continue;
+    if (records[c.image] || needPull.includes(c.image) || check.includes(c.image)) continue;
     const have = await svc.imageStatus(c.image);
     const complete = have !== undefined && have.layers.every((l) => fs.existsSync(l.dir));
     if (complete && (c.imagePullPolicy !== 'Always' || r.pulled?.includes(c.image))) records[c.image] = have;
-    else if (complete) records[c.image] = await svc.pullImage(c.image); // Always: the registry decides; layers are cached
+    else if (complete) check.push(c.image); // Always: the registry decides; layers are cached
     else if (c.imagePullPolicy === 'Never') records[c.image] = await svc.ensureImage(c.image, 'Never'); // throws the usual error
     else needPull.push(c.image);
   }
   if (needPull.length) return { warnings, needPull };
+  // The registry is asked while the sandbox is made (upPod awaits the answer before the first
+  // container, and removes the sandbox again if it is an error); kubelet too makes the sandbox
+  // before it pulls. Marked handled here: a pod that turns out unchanged never awaits it.
+  for (const ref of check) {
+    const p = svc.pullImage(ref);
+    p.catch(() => {});
+    records[ref] = p;
+  }
   const manifests = { configMaps: set.configMaps, secrets: set.secrets };
-  return { warnings, pods: await upPods(rt, { op: 'up', pods: set.pods, manifests, images: records, replace: r.replace, wait: r.wait, timeoutMs: r.timeoutMs, settings: r.settings }) };
+  const known = records as Record<string, ImageRecord>; // promises too: see UpOptions.images
+  return { warnings, pods: await upPods(rt, { op: 'up', pods: set.pods, manifests, images: known, replace: r.replace, wait: r.wait, timeoutMs: r.timeoutMs, settings: r.settings }) };
 }
 
 /** A request that names the caller's paths (up-text from this installation's CLI) is checked. */

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { startTestRegistry } from '../helpers/registry.js';
+import { pushBusybox } from '../helpers/images.js';
 import { cgroupDirs, mountsBelow, processesMentioning, randomName, startPodEnv, supervisorPid, waitFor, type PodEnv } from '../helpers/pod.js';
 
 let e: PodEnv;
@@ -141,6 +143,35 @@ describe('bad input', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/nope/);
     expect(fs.existsSync(path.join(e.runRoot, 'pods', `default_${name}`))).toBe(false);
+  });
+
+  it('an imagePullPolicy Always check that fails (registry gone) removes the sandbox it overlapped with', async () => {
+    const reg = await startTestRegistry();
+    let stopped = false;
+    try {
+      await pushBusybox(reg.host);
+      const image = `${reg.host}/library/busybox:latest`;
+      expect(e.podrun(['pull', '-q', image]).status).toBe(0);
+      await reg.stop();
+      stopped = true;
+      const name = randomName();
+      const file = e.manifest(`${name}.yaml`, `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}}
+spec:
+  containers:
+  - {name: a, image: "${image}", command: [sleep, "60"]}
+`);
+      const r = e.podrun(['up', '-d', file]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(reg.host);
+      expect(fs.existsSync(path.join(e.runRoot, 'pods', `default_${name}`))).toBe(false);
+      expect(cgroupDirs(e.cgroupParent).filter((d) => fs.existsSync(path.join(d, `default_${name}`)))).toEqual([]);
+      expect(mountsBelow(e.dir)).toEqual([]);
+      expect(e.podrun(['ps', '-a']).stdout).not.toContain(name);
+    } finally {
+      if (!stopped) await reg.stop();
+    }
   });
 
   it('refuses an unknown volume before anything is created', () => {
