@@ -13,7 +13,7 @@ import type { EventSink } from '../util/events.js';
 import type { Syscalls } from '../linux/syscalls.js';
 import type { ImageSource } from './source.js';
 import type { Descriptor, ImageConfig, ImageLayer, ImageRecord, Platform } from './types.js';
-import { ANN_INDEX_DIGEST, ANN_PULLED, ImageStore, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, sha256Of } from './store.js';
+import { ANN_INDEX_DIGEST, ANN_PULLED, ImageStore, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, REF_NAME, sha256Of } from './store.js';
 import { layerCompression, unpackLayer, type UnpackLimits } from './unpack.js';
 
 export const MT = {
@@ -300,6 +300,18 @@ export async function pullImage(ctx: PullContext, req: PullRequest): Promise<Ima
   const { store } = ctx;
   store.init();
   const r = await resolve(ctx, req);
+  // The name already points at this manifest and its layers are unpacked (a re-check of a cached
+  // `:latest`, as for imagePullPolicy Always): nothing to fetch, and index.json is not rewritten.
+  const current = store.entries().find((d) => d.annotations![REF_NAME] === req.name);
+  if (current?.digest === r.manifestDesc.digest && current.annotations?.[ANN_INDEX_DIGEST] === r.indexDigest && store.hasBlob(r.manifestDesc) && store.hasBlob(r.manifest.config)) {
+    const rec = recordFrom(store, [req.name], r.manifestDesc.digest, r.indexDigest);
+    if (rec.layers.every((l) => fs.existsSync(l.dir))) {
+      ctx.events?.({ type: 'pull.resolved', ref: req.name, digest: r.manifestDesc.digest, layers: r.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) });
+      for (const l of r.manifest.layers) ctx.events?.({ type: 'pull.layer', ref: req.name, digest: l.digest, phase: 'cached', bytes: l.size, total: l.size });
+      ctx.events?.({ type: 'pull.done', ref: req.name, digest: r.manifestDesc.digest });
+      return rec;
+    }
+  }
   const configBytes = await fetchConfig(ctx, r.manifest.config, req.signal);
   const config = parseJson<ConfigDoc>(configBytes, `image config "${r.manifest.config.digest}"`);
   if (req.platform && !r.indexDigest) {

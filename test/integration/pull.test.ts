@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
-import { seedFixtures, expectedMultilayer, type SeededFixtures } from '../helpers/images.js';
+import { seedFixtures, expectedMultilayer, multilayerImage, pushBusybox, type SeededFixtures } from '../helpers/images.js';
+import { pushImage } from '../../src/image/builder.js';
 import { realSyscalls } from '../../src/linux/ffi.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -117,9 +118,12 @@ describe.runIf(isRoot)('podrun pull from a real registry', () => {
     expect(cfg.config.WorkingDir).toBe('/data');
     expect(execFileSync('umoci', ['ls', '--layout', `${root}/store`], { encoding: 'utf8' })).toBe(`${fx.multilayer}\n`);
     expect(execFileSync('umoci', ['stat', '--image', `${root}/store:${fx.multilayer}`], { encoding: 'utf8' })).toMatch(/layer 3 \(uncompressed\)/);
-    // quiet pull of a cached image prints just the digest
+    // quiet pull of a cached image prints just the digest, and leaves index.json as it was
+    const index = path.join(root, 'store', 'index.json');
+    const before = { text: fs.readFileSync(index, 'utf8'), ino: fs.statSync(index).ino };
     const q = podrun(root, 'pull', '-q', fx.multilayer);
     expect(q.stdout).toBe(`${fx.digests.multilayer}\n`);
+    expect({ text: fs.readFileSync(index, 'utf8'), ino: fs.statSync(index).ino }).toEqual(before);
     const table = podrun(root, 'images');
     expect(table.stdout).toMatch(new RegExp(`${reg.host}/podrun-test/multilayer\\s+1\\s+${fx.digests.multilayer.slice(7, 19)}\\s+linux/amd64`));
     const json = JSON.parse(podrun(root, 'images', '-o', 'json').stdout);
@@ -170,6 +174,18 @@ describe.runIf(isRoot)('podrun pull from a real registry', () => {
     // directory mtimes and the hardlink counts across layers are the only things allowed to differ
     const norm = (m: Map<string, string>) => new Map([...m].map(([k, v]) => [k, v.replace(/ nlink=\d+/, '')]));
     expect(norm(a)).toEqual(norm(b));
+  });
+
+  it('a tag moved to another image is pulled again and renamed to it', async () => {
+    const root = freshRoot();
+    const ref = `${reg.host}/podrun-test/moving:1`;
+    const first = await pushBusybox(reg.host, 'podrun-test/moving:1');
+    expect(podrun(root, 'pull', '-q', ref).stdout).toBe(`${first}\n`);
+    const second = await pushImage(ref, await multilayerImage());
+    expect(second).not.toBe(first);
+    expect(podrun(root, 'pull', '-q', ref).stdout).toBe(`${second}\n`);
+    const json = JSON.parse(podrun(root, 'images', '-o', 'json').stdout) as { names: string[]; digest: string }[];
+    expect(json.find((i) => i.names.includes(ref))?.digest).toBe(second);
   });
 
   it('two podrun pull processes of the same image at once both succeed', async () => {
