@@ -331,11 +331,28 @@ function exitOf(rec: ContainerRecord): ContainerExit {
 }
 
 /** The capability bounding set of this process (/proc/self/status CapBnd), as names. */
-export async function hostCapabilities(status = fs.readFileSync('/proc/self/status', 'utf8')): Promise<string[] | undefined> {
+export async function hostCapabilities(status?: string): Promise<string[] | undefined> {
+  if (status === undefined) return (ownCapabilities ??= hostCapabilities(fs.readFileSync('/proc/self/status', 'utf8')));
   const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status);
   if (!m) return undefined;
   const { capabilitiesFromMask } = await import('../spec/capabilities.js');
   return capabilitiesFromMask(m[1]!);
+}
+/** This process's own bounding set: it never grows, and podrun never drops from it. */
+let ownCapabilities: Promise<string[] | undefined> | undefined;
+
+/**
+ * /etc/passwd and /etc/group of an image, looked up over its layers once per image and file:
+ * layers are immutable once unpacked (a re-pulled name is another digest). A few images' worth.
+ */
+const imageFiles = new Map<string, string | undefined>();
+function imageFile(image: ImageRecord, file: string, opaque?: ReturnType<typeof opaqueVia>): string | undefined {
+  const key = `${image.digest} ${image.layers.map((l) => l.dir).join(':')} ${file}`;
+  if (imageFiles.has(key)) return imageFiles.get(key);
+  const text = readImageFile(image, file, opaque);
+  if (imageFiles.size >= 64) imageFiles.delete(imageFiles.keys().next().value!);
+  imageFiles.set(key, text);
+  return text;
 }
 
 /**
@@ -351,7 +368,7 @@ export async function defaultResolver(st: PodState, c: ContainerPlan, image: Ima
     st.plan,
     c,
     image.config,
-    { passwd: readImageFile(image, '/etc/passwd', opaque), group: readImageFile(image, '/etc/group', opaque) },
+    { passwd: imageFile(image, '/etc/passwd', opaque), group: imageFile(image, '/etc/group', opaque) },
     {
       manifests: st.manifests ?? { configMaps: [], secrets: [] },
       podIP: st.podIP ?? '',

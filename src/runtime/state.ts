@@ -210,8 +210,11 @@ export function isAlive(id: ProcessId | undefined): boolean {
 }
 
 export function selfId(): ProcessId {
-  return { pid: process.pid, startTime: processStartTime(process.pid) ?? 0 };
+  ownStart ??= processStartTime(process.pid);
+  return { pid: process.pid, startTime: ownStart ?? 0 };
 }
+/** This process's start time: read once (it never changes). */
+let ownStart: number | undefined;
 
 // ---- the per-pod lock ----
 
