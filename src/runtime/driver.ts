@@ -42,7 +42,8 @@ export interface PodDriverOptions {
   /** Called after the state changed (default: write state.json). */
   save?: () => void;
   /** Like save, but may be coalesced with the next writes of this tick (default: save). Used
-   * where the state on disk may lag: after a start, whose monitor also wrote STATE/started. */
+   * where the state on disk may lag: after a start (the monitor wrote STATE/started) and after an
+   * exit (STATE/exit stays until the run is removed). */
   saveSoon?: () => void;
 }
 
@@ -193,7 +194,9 @@ export class PodDriver implements ContainerDriver {
       rec.signal = ex.signal;
       rec.oomKilled = oom && (ex.signal === 9 || ex.exitCode === 137);
       rec.finishedAt = ex.finishedAt;
-      this.save();
+      // the exit file stays where it is: a supervisor that dies before this write reads it again
+      if (this.opts.saveSoon) this.opts.saveSoon();
+      else this.save();
       trace(this.ctx.events, 'process', 'exited', `${rec.name} ${ex.exitCode}${rec.oomKilled ? ' (OOMKilled)' : ''}`);
       return exitOf(rec);
     }
