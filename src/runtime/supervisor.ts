@@ -174,6 +174,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<boolean> {
     server.listen(sock, () => resolve());
   });
   fs.chmodSync(sock, 0o600);
+  signalReady();
   await rt.adoptOrphans();
 
   await new Promise<void>((resolve) => {
@@ -337,9 +338,33 @@ function checkSamePaths(want: RuntimePaths & { registryConfig?: string }, got: P
   });
 }
 
-/** bin/podrun of this installation (works from dist/ and from src/). */
-export function podrunBin(): string {
-  return fileURLToPath(new URL('../../bin/podrun', import.meta.url));
+/**
+ * The supervisor process: Node on bin/podrun.cjs with the options bin/podrun gives it, and
+ * NODE_EXTRA_CA_CERTS handed over as bin/podrun does (for a caller that did not come through it).
+ */
+function supervisorCommand(args: string[]): { file: string; args: string[]; env: NodeJS.ProcessEnv } {
+  const env: NodeJS.ProcessEnv = { ...process.env, [READY_FD_ENV]: '3' };
+  if (env.NODE_EXTRA_CA_CERTS) {
+    env.PODRUN_EXTRA_CA_CERTS = env.NODE_EXTRA_CA_CERTS;
+    delete env.NODE_EXTRA_CA_CERTS;
+  }
+  return { file: process.execPath, args: ['--liftoff-only', fileURLToPath(new URL('../../bin/podrun.cjs', import.meta.url)), ...args], env };
+}
+
+/** Set by ensureSupervisor: the fd on which the new supervisor says "ready" once it listens. */
+const READY_FD_ENV = 'PODRUN_SUPERVISOR_READY_FD';
+
+/** Tells the process that started this supervisor that the socket listens (then closes the fd). */
+function signalReady(): void {
+  const fd = Number(process.env[READY_FD_ENV]);
+  delete process.env[READY_FD_ENV]; // not for children
+  if (!Number.isInteger(fd) || fd < 3) return;
+  try {
+    fs.writeSync(fd, 'ready\n');
+    fs.closeSync(fd);
+  } catch {
+    /* the starter is gone */
+  }
 }
 
 /**
@@ -374,12 +399,31 @@ export async function ensureSupervisor(paths: RuntimePaths & { registryConfig?: 
   }
   fs.mkdirSync(paths.runRoot, { recursive: true, mode: 0o700 });
   const log = fs.openSync(path.join(paths.runRoot, 'supervisor.log'), 'a', 0o600);
-  const args = [podrunBin(), '--root', paths.root, '--run-root', paths.runRoot, '--log-root', paths.logRoot];
+  const args = ['--root', paths.root, '--run-root', paths.runRoot, '--log-root', paths.logRoot];
   if (paths.registryConfig) args.push('--registry-config', paths.registryConfig);
   args.push('supervisor');
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], cwd: '/' });
+  const cmd = supervisorCommand(args);
+  const child = spawn(cmd.file, cmd.args, { detached: true, stdio: ['ignore', log, log, 'pipe'], cwd: '/', env: cmd.env });
   fs.closeSync(log);
   child.unref();
+  // "ready" as soon as it listens; end of file without it: it did not start, or another
+  // supervisor won the race for this run root (then the pings below find that one)
+  const ready = child.stdio[3] as NodeJS.ReadableStream & { unref?: () => void; destroy: () => void };
+  await new Promise<void>((resolve) => {
+    let text = '';
+    const timer = setTimeout(resolve, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    ready.on('data', (d) => {
+      text += String(d);
+      if (text.includes('ready\n')) done();
+    });
+    ready.on('end', done);
+    ready.on('error', done);
+  });
+  ready.destroy();
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -3,7 +3,8 @@
  * Bearer-token pulls, TLS with a test CA, mirrors, redirects that must not carry credentials,
  * retries and Range resume through a small fault-injecting proxy, multi-platform indexes.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, lstatSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +24,7 @@ import type { PodrunEvent } from '../../src/util/events.js';
 import { busyboxImage, expectedMultilayer, MULTIARCH_PLATFORMS, pushBusybox, seedFixtures, type SeededFixtures } from '../helpers/images.js';
 import { freePort, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
+const repoDir = fileURLToPath(new URL('../..', import.meta.url));
 const NO_CONFIG: RegistriesConfig = { registries: {} };
 const FAST_RETRY = { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 };
 
@@ -326,6 +328,28 @@ describe('TLS with a test CA', () => {
     expect(err.code).toBe('ENETWORK');
     expect(err.message).toMatch(new RegExp(`^Cannot fetch manifest "https://${tls.host}": TLS handshake failed \\(SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE`));
     expect(err.hint).toContain(`"ca: /path/to/ca.pem" for "${tls.host}"`);
+  });
+
+  test('the CLI trusts NODE_EXTRA_CA_CERTS as Node does (bin/podrun defers loading it to the first TLS connection)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'podrun-test-ca-'));
+    try {
+      const cfg = join(dir, 'registries.yaml');
+      await writeFile(cfg, `registries:\n  "${tls.host}":\n    insecure: false\n`);
+      const pull = (extra: string) =>
+        spawnSync(join(repoDir, 'bin', 'podrun'), ['--root', join(dir, 'root'), '--registry-config', cfg, 'pull', '-q', ref], {
+          encoding: 'utf8',
+          env: { ...process.env, NODE_EXTRA_CA_CERTS: extra },
+          timeout: 60_000,
+        });
+      const without = pull('/etc/ssl/certs/ca-certificates.crt');
+      expect(without.status).toBe(1);
+      expect(without.stderr).toMatch(/TLS handshake failed/);
+      const withCa = pull(tls.caFile!);
+      expect(withCa.stderr).toBe('');
+      expect(withCa.stdout).toBe(`${(await busyboxImage()).descriptor.digest}\n`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('insecure: true opts out of verification', async () => {

@@ -118,7 +118,7 @@ export async function runCredentialHelper(name: string, host: string, opts: Cred
   }
   const serverUrl = helperServerUrl(host);
   const timeoutMs = opts.timeoutMs ?? CRED_HELPER_TIMEOUT_MS;
-  const res = await runHelperProcess(program, `${serverUrl}\n`, opts.env ?? process.env, timeoutMs);
+  const res = await runHelperProcess(program, `${serverUrl}\n`, opts.env ?? userEnv(), timeoutMs);
   if (res.error) {
     if (res.error.code === 'ENOENT') {
       throw new PodrunError('EAUTH', `${what}: "${program}" is not on PATH`, {
@@ -153,4 +153,13 @@ export async function runCredentialHelper(name: string, host: string, opts: Cred
     return { username: '', password: '', identityToken: d.Secret };
   }
   return { username: d.Username, password: d.Secret };
+}
+
+/** Our environment as the user set it: bin/podrun moved NODE_EXTRA_CA_CERTS aside (see http.ts). */
+function userEnv(): NodeJS.ProcessEnv {
+  const extra = process.env.PODRUN_EXTRA_CA_CERTS;
+  if (!extra) return process.env;
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: extra };
+  delete env.PODRUN_EXTRA_CA_CERTS;
+  return env;
 }

@@ -167,13 +167,14 @@ export class Transport {
     let agent = this.agents.get(key);
     if (!agent) {
       let ca: string[] | undefined;
+      const extra = tls && !s.insecure ? extraCaCerts() : undefined;
       if (tls && s.ca && !s.insecure) {
         try {
-          ca = [...rootCertificates, readFileSync(s.ca, 'utf8')];
+          ca = [...rootCertificates, ...(extra ?? []), readFileSync(s.ca, 'utf8')];
         } catch (err) {
           throw new PodrunError('ECONFIG', `Cannot read CA file "${s.ca}" for registry "${url.host}": ${(err as Error).message}`, { cause: err });
         }
-      }
+      } else if (extra) ca = [...rootCertificates, ...extra];
       agent = new Agent({
         connect: { timeout: this.timeouts.connectMs, ...(tls ? { rejectUnauthorized: !s.insecure, ...(ca ? { ca } : {}) } : {}) },
         headersTimeout: this.timeouts.headersMs,
@@ -295,3 +296,25 @@ export function header(res: HttpResponse, name: string): string | undefined {
   const v = res.headers[name.toLowerCase()];
   return Array.isArray(v) ? v[0] : v;
 }
+
+/**
+ * NODE_EXTRA_CA_CERTS, read when the first TLS connection is made. bin/podrun moves the variable
+ * to PODRUN_EXTRA_CA_CERTS before Node starts: Node parses that bundle at every start-up (40 ms of
+ * each CLI call on a machine that sets it), and most podrun calls make no TLS connection at all.
+ * As Node does, a file that cannot be read is reported and otherwise ignored.
+ */
+export function extraCaCerts(): string[] | undefined {
+  const file = process.env.PODRUN_EXTRA_CA_CERTS || process.env.NODE_EXTRA_CA_CERTS;
+  if (!file || process.env.NODE_EXTRA_CA_CERTS === file) return undefined; // Node loaded it itself
+  if (extraCa?.file !== file) {
+    let certs: string[] = [];
+    try {
+      certs = [readFileSync(file, 'utf8')];
+    } catch (err) {
+      process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${(err as Error).message}`);
+    }
+    extraCa = { file, certs };
+  }
+  return extraCa.certs.length ? extraCa.certs : undefined;
+}
+let extraCa: { file: string; certs: string[] } | undefined;
