@@ -9,7 +9,7 @@
  * Any problem → one SpecError (code EINVAL_SPEC) listing all of them with file, line and field path.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, type Document, type EmptyStream } from 'yaml';
 import type { z } from 'zod';
 import { PodrunError } from '../util/errors.js';
 import { normalizeCapability } from './capabilities.js';
@@ -101,6 +101,36 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/**
+ * The YAML documents of `text` and their line counter. A supervisor parses the same file at every
+ * `up -d` and `down` of it: the last few texts are kept (the documents are only read afterwards:
+ * toJS() and getIn() build new values), so a repeat costs a map lookup instead of the YAML parser.
+ */
+function parseYaml(text: string): { docs: Document.Parsed[] | EmptyStream; lineCounter: LineCounter } {
+  const hit = yamlCache.get(text);
+  if (hit) {
+    yamlCache.delete(text); // most recently used last
+    yamlCache.set(text, hit);
+    return hit;
+  }
+  const lineCounter = new LineCounter();
+  // YAML 1.1, as kubectl reads manifests (go-yaml v2): `defaultMode: 0644` is octal, `yes` is true,
+  // `<<` merges; but like go-yaml, timestamps and sexagesimal numbers (1:20) stay strings.
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    prettyErrors: false,
+    uniqueKeys: true,
+    version: '1.1',
+    customTags: (tags) => tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && (t as { format?: string }).format !== 'TIME')),
+  });
+  if (text.length <= 256 * 1024) {
+    if (yamlCache.size >= 8) yamlCache.delete(yamlCache.keys().next().value!);
+    yamlCache.set(text, { docs, lineCounter });
+  }
+  return { docs, lineCounter };
+}
+const yamlCache = new Map<string, { docs: Document.Parsed[] | EmptyStream; lineCounter: LineCounter }>();
+
 /** Where one document's problems and warnings go, with the YAML nodes to find line numbers. */
 class DocContext {
   object: string;
@@ -163,16 +193,8 @@ interface Collector {
  * Throws SpecError (code EINVAL_SPEC) listing every problem; returns plans with defaults applied.
  */
 export function parseManifests(text: string, opts: ParseOptions = {}): ManifestSet {
-  const col: Collector = { source: opts.source, lineCounter: new LineCounter(), problems: [], warnings: [] };
-  // YAML 1.1, as kubectl reads manifests (go-yaml v2): `defaultMode: 0644` is octal, `yes` is true,
-  // `<<` merges; but like go-yaml, timestamps and sexagesimal numbers (1:20) stay strings.
-  const docs = parseAllDocuments(text, {
-    lineCounter: col.lineCounter,
-    prettyErrors: false,
-    uniqueKeys: true,
-    version: '1.1',
-    customTags: (tags) => tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && (t as { format?: string }).format !== 'TIME')),
-  });
+  const { docs, lineCounter } = parseYaml(text);
+  const col: Collector = { source: opts.source, lineCounter, problems: [], warnings: [] };
   // parseAllDocuments returns an EmptyStream (not an array) for empty input: nothing to do.
   const docList = Array.isArray(docs) ? docs : [];
 

@@ -291,6 +291,30 @@ describe('parseManifests: errors', () => {
     expect(formatProblem(e.problems[0])).toMatch(/^pod\.yaml:\d+: Pod "My\.Pod": /);
   });
 
+  test('the same text parsed again (the YAML documents are kept) gives the same problems and lines, and fresh plans', () => {
+    const bad = pod(`  containers:
+  - {name: a, image: b, foo: bar}
+`);
+    const twice = [0, 1].map(() => {
+      try {
+        parseManifests(bad, { source: 'again.yaml' });
+      } catch (e) {
+        return (e as SpecError).problems.map((p) => `${p.line} ${p.path}: ${p.message}`);
+      }
+      return [];
+    });
+    expect(twice[0]).toEqual(['6 spec.containers[0].foo: unknown field "foo"']);
+    expect(twice[1]).toEqual(twice[0]);
+    const good = pod(`  containers:
+  - {name: a, image: b}
+`);
+    const [x, y] = [parseManifests(good).pods[0], parseManifests(good).pods[0]];
+    expect(x.uid).not.toBe(y.uid);
+    expect(x.specDigest).toBe(y.specDigest);
+    x.containers[0].env.push({ name: 'MUTATED', value: '1' } as never);
+    expect(parseManifests(good).pods[0].containers[0].env).toEqual(y.containers[0].env);
+  });
+
   test('cross-field rules: names, references, ports, probes, hooks, resources', () => {
     const got = problems(`apiVersion: v1
 kind: Pod
