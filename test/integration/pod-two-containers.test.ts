@@ -152,7 +152,18 @@ describe('a two-container pod', () => {
     expect(fs.readdirSync(path.join(e.runRoot, 'pods'))).toEqual([]);
     expect(cgroupDirs(e.cgroupParent)).toEqual([]);
     // the supervisor leaves once it has no pods; monitors are gone
-    await waitFor('supervisor and monitors to exit', () => processesMentioning(e.dir).length === 0, 10_000);
+    const left = () => processesMentioning(e.dir).map((p) => `${p}: ${readCmdline(p)}`);
+    await waitFor('supervisor and monitors to exit', () => left().length === 0, 15_000).catch((err: Error) => {
+      throw new Error(`${err.message}; still running: ${left().join('; ')}`);
+    });
     expect(e.podrun(['ps', '-a']).stdout.trim().split('\n')).toHaveLength(1);
   });
 });
+
+function readCmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '(gone)';
+  }
+}
