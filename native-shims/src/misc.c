@@ -31,16 +31,11 @@ static void on_child(int sig)
  * SIGINT. SIGCHLD stays blocked except inside sigsuspend, so no wake-up is lost. */
 static void pause_loop(void)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_child;
-	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
+	set_signal(SIGTERM, on_stop);
+	set_signal(SIGINT, on_stop);
+	set_signal(SIGCHLD, on_child);
+	set_signal(SIGHUP, SIG_IGN);
+	set_signal(SIGPIPE, SIG_IGN);
 	sigset_t block, wait_mask;
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);

@@ -158,6 +158,15 @@ void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* Sets one signal's disposition (a handler, SIG_IGN or SIG_DFL), no flags, empty mask. */
+void set_signal(int sig, void (*handler)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sigaction(sig, &sa, NULL);
+}
+
 /* fork for run and exec: the child starts with default signals and reports its steps on
  * `report_to`; the parent gets the child's pid, or -1 after reporting the failed fork. */
 pid_t fork_reporting(int report_to)

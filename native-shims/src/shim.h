@@ -67,6 +67,7 @@ int write_all(int fd, const void *buf, size_t n);
 unsigned long long proc_start_time(pid_t pid);
 int write_file(const char *path, const char *value);
 void reset_signals(void);
+void set_signal(int sig, void (*handler)(int));
 pid_t fork_reporting(int report_to);
 void *xcalloc(size_t n, size_t size);
 

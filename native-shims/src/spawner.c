@@ -181,13 +181,9 @@ static int relay(struct slot *s)
 int mode_spawner(const char *argv0)
 {
 	self = argv0;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_child;
-	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	set_signal(SIGCHLD, on_child);
+	set_signal(SIGPIPE, SIG_IGN);
+	set_signal(SIGHUP, SIG_IGN);
 	sigset_t block, wait_mask;
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
