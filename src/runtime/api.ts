@@ -26,6 +26,7 @@ import type { BackoffOptions } from './controller/backoff.js';
 import type { PodStatus } from './controller/status.js';
 import { PodDriver, type ImageProvider, type ProcessResolver } from './driver.js';
 import { createSandbox, podContext, teardownResources, type RuntimeContext } from './sandbox.js';
+import { podSummary, type PodSummary } from './summary.js';
 import { podKey, podLogDir, podRunDir, supervisorSocket, type RuntimePaths } from './paths.js';
 import { findPodState, isAlive, listPodKeys, readState, selfId, toJson, withPodLock, writeState, type ContainerRecord, type PodState } from './state.js';
 import { askSupervisorToStop, supervisorRequest as request } from './client.js';
@@ -97,19 +98,7 @@ interface Managed {
   waiters: Set<() => void>;
 }
 
-export interface PodSummary {
-  key: string;
-  name: string;
-  namespace: string;
-  uid: string;
-  createdAt: string;
-  sandbox: PodState['sandbox'];
-  podIP?: string;
-  /** The owner process is alive (the pod is supervised). */
-  supervised: boolean;
-  status?: PodStatus;
-  containers: ContainerRecord[];
-}
+export type { PodSummary };
 
 export class PodRuntime {
   readonly ctx: RuntimeContext;
@@ -663,19 +652,8 @@ export function isSettled(st: PodState): boolean {
 }
 
 function summary(st: PodState, m: Managed | undefined): PodSummary {
-  const status = m?.controller ? { ...m.controller.status(), podIP: st.podIP } : (st.status as PodStatus | undefined);
-  return {
-    key: st.key,
-    name: st.name,
-    namespace: st.namespace,
-    uid: st.uid,
-    createdAt: st.createdAt,
-    sandbox: st.sandbox,
-    podIP: st.podIP,
-    supervised: m !== undefined || isAlive(st.owner),
-    status,
-    containers: Object.values(st.containers),
-  };
+  const s = podSummary(st, m?.controller ? { status: m.controller.status() } : undefined);
+  return m ? { ...s, supervised: true } : s;
 }
 
 const PENDING_REASONS = new Set(['ContainerCreating', 'PodInitializing']);

@@ -1,23 +1,7 @@
 import type { Command } from '../command.js';
 import { PodrunError } from '../../util/errors.js';
-import { PodRuntime, type PodSummary } from '../../runtime/api.js';
+import { storedPods, type PodSummary } from '../../runtime/summary.js';
 import { readyColumn, restartsColumn, statusColumn } from '../../runtime/controller/status.js';
-import { readState } from '../../runtime/state.js';
-import type { Syscalls } from '../../linux/syscalls.js';
-
-/**
- * ps only reads state files: it opens the runtime without the kernel interface, so it does not
- * load ffi-rs's native module. Any syscall through this object is a bug and says so.
- */
-const noSyscalls = new Proxy({} as Syscalls, {
-  get(_, name) {
-    if (name === 'then') return undefined; // not a promise
-    return () => {
-      throw new PodrunError('EINTERNAL', `Cannot call "${String(name)}" from "podrun ps": it opens the runtime read-only`);
-    };
-  },
-});
-
 const command: Command = {
   name: 'ps',
   summary: 'List pods and their containers (status, restarts, age, reason)',
@@ -32,18 +16,18 @@ the namespace and one line per container; -o json prints everything podrun knows
     const out = (values.output as string | undefined) ?? 'table';
     if (!['table', 'wide', 'json'].includes(out)) throw new PodrunError('EINVAL_ARG', `Cannot print pods as "${out}": use -o wide or -o json`);
     const g = ctx.global;
-    const rt = await PodRuntime.open({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot, registryConfig: g.registryConfig, events: ctx.events, syscalls: noSyscalls });
-    let pods = rt.listPods();
-    if (!values.all) pods = pods.filter((p) => p.sandbox !== 'Stopped' && !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''));
+    // the state files, without the runtime: `ps` loads no kernel interface
+    let stored = storedPods({ root: g.root, runRoot: g.runRoot, logRoot: g.logRoot });
+    if (!values.all) stored = stored.filter(({ summary: p }) => p.sandbox !== 'Stopped' && !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''));
     if (out === 'json') {
-      ctx.stdout.write(JSON.stringify(pods, null, 2) + '\n');
+      ctx.stdout.write(JSON.stringify(stored.map((x) => x.summary), null, 2) + '\n');
       return 0;
     }
     const rows: string[][] = [];
     const wide = out === 'wide';
     rows.push(wide ? ['NAMESPACE', 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'SUPERVISED'] : ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE']);
-    for (const p of pods) {
-      const plan = readState(rt.ctx.paths, p.key)?.plan;
+    for (const { st, summary: p } of stored) {
+      const plan = st.plan;
       const s = p.status;
       const ready = s && plan ? readyColumn(s, plan) : '-';
       let status = s && plan ? statusColumn(s, plan) : p.sandbox;
