@@ -28,6 +28,12 @@ int container_pty(int sock, uid_t uid)
 		fail("open-pty-slave", "/dev/ptmx");
 	if (fchown(slave, uid, (gid_t)-1) < 0)
 		fail("chown-pty", NULL);
+	/* The size of the caller's terminal (on stdin, else on stdout, as relay_pty takes it), set
+	 * before the command runs: the parent sets it again only once the command has exec'd, and a
+	 * quick `stty size` saw 0x0 in between. */
+	struct winsize ws;
+	if ((isatty(0) && ioctl(0, TIOCGWINSZ, &ws) == 0) || (isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0))
+		ioctl(master, TIOCSWINSZ, &ws);
 	char byte = 0;
 	char ctrl[CMSG_SPACE(sizeof(int))];
 	memset(ctrl, 0, sizeof ctrl);
