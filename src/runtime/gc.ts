@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { listPodKeys, readState, withPodLock, isAlive } from './state.js';
 import { podRunDir } from './paths.js';
-import { podContext, removeDir, teardownResources, trashFor, type RuntimeContext } from './sandbox.js';
+import { podContext, removeDir, teardownResources, trashDirs, type RuntimeContext } from './sandbox.js';
 
 export interface GcReport {
   pods: string[];
@@ -99,10 +99,10 @@ export async function gcPods(ctx: RuntimeContext, opts: { skip?: Set<string> } =
   }
   // 5. what a process that died while deleting in the background left in the trash dirs
   //    ("<name>.<pid>.<random>", see removeDir); a live process still deleting is left to finish
-  for (const trash of [trashFor(ctx.paths, path.join(ctx.paths.runRoot, 'pods')), trashFor(ctx.paths, path.join(ctx.paths.root, 'pods')), trashFor(ctx.paths, path.join(ctx.paths.logRoot, 'x'))]) {
+  for (const trash of trashDirs(ctx.paths)) {
     let names: string[] = [];
     try {
-      names = fs.readdirSync(trash!);
+      names = fs.readdirSync(trash);
     } catch {
       continue;
     }
@@ -110,10 +110,10 @@ export async function gcPods(ctx: RuntimeContext, opts: { skip?: Set<string> } =
       const pid = Number(n.split('.').at(-2));
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) continue;
       try {
-        fs.rmSync(path.join(trash!, n), { recursive: true, force: true });
-        report.trash.push(path.join(trash!, n));
+        fs.rmSync(path.join(trash, n), { recursive: true, force: true });
+        report.trash.push(path.join(trash, n));
       } catch (err) {
-        report.errors.push(`${path.join(trash!, n)}: ${(err as Error).message}`);
+        report.errors.push(`${path.join(trash, n)}: ${(err as Error).message}`);
       }
     }
   }

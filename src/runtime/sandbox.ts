@@ -499,19 +499,23 @@ export async function settleRemovals(): Promise<void> {
   while (pendingRemovals.size) await Promise.all([...pendingRemovals]);
 }
 
-/**
- * The trash dir for a directory below the run root, the image root or the log root (same
- * filesystem, so a rename moves it there): <run-root>/trash, <root>/trash, <log-root>/.podrun-trash.
- */
+/** Where removeDir moves what it deletes in the background: one dir per root, same filesystem. */
+const TRASH: [keyof RuntimePaths, string][] = [
+  ['runRoot', 'trash'],
+  ['root', 'trash'],
+  ['logRoot', '.podrun-trash'],
+];
+
+/** <run-root>/trash, <root>/trash, <log-root>/.podrun-trash. */
+export function trashDirs(p: RuntimePaths): string[] {
+  return TRASH.map(([base, name]) => path.join(p[base], name));
+}
+
+/** The trash dir for a directory below the run root, the image root or the log root. */
 export function trashFor(p: RuntimePaths, dir: string): string | undefined {
-  const bases: [string, string][] = [
-    [p.runRoot, 'trash'],
-    [p.root, 'trash'],
-    [p.logRoot, '.podrun-trash'],
-  ];
-  for (const [base, name] of bases) {
-    const rel = path.relative(base, dir);
-    if (rel && !rel.startsWith('..') && !path.isAbsolute(rel) && rel.split(path.sep)[0] !== name) return path.join(base, name);
+  for (const [base, name] of TRASH) {
+    const rel = path.relative(p[base], dir);
+    if (rel && !rel.startsWith('..') && !path.isAbsolute(rel) && rel.split(path.sep)[0] !== name) return path.join(p[base], name);
   }
   return undefined;
 }

@@ -11,8 +11,9 @@
  *   started PID STARTTIME       the container process exec'd (run mode)
  *
  * Processes of `podrun-shim run` (one per container run):
- *   monitor  (forked by this process's `podrun-shim spawner`, spawner.ts: own session; ignores SIGTERM/INT/HUP/QUIT/PIPE/USR1/USR2, so only
- *            SIGKILL ends it early; stays in the caller's cgroup and the host mount namespace)
+ *   monitor  (forked by this process's `podrun-shim spawner`, see spawner.ts: own session; ignores
+ *            SIGTERM/INT/HUP/QUIT/PIPE/USR1/USR2, so only SIGKILL ends it early; stays in the
+ *            caller's cgroup and the host mount namespace)
  *     │ unshare(CLONE_NEWPID) — or setns into the pod's PID namespace (shareProcessNamespace)
  *     └ fork → container init: writes "0" into each cgroup.procs of the plan (moves ITSELF into
  *              the container cgroup), setns net/ipc/uts, unshare(mnt|cgroup), rslave /, mounts
@@ -484,7 +485,7 @@ export async function startContainerProcess(plan: ShimPlan, opts: StartOptions =
   };
   let timer: NodeJS.Timeout | undefined;
   try {
-    const monitor = await monitorSpawner(bin).run(planFile, path.join(plan.stateDir, 'shim.stderr'), onLine);
+    const monitor = await monitorSpawner(bin).run(escapeToken(planFile), escapeToken(path.join(plan.stateDir, 'shim.stderr')), onLine);
     monitorPid = monitor.pid;
     timer = setTimeout(() => {
       try {

@@ -24,14 +24,6 @@ interface Pending {
   closed?: () => void;
 }
 
-/** Percent-escaping of the plan file (bytes outside 0x21..0x7e and "%"; "" is "%"). */
-function token(s: string): string {
-  if (s === '') return '%';
-  let out = '';
-  for (const b of Buffer.from(s, 'utf8')) out += b > 0x20 && b < 0x7f && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`;
-  return out;
-}
-
 class Spawner {
   private child: ChildProcess | undefined;
   private readonly pending = new Map<number, Pending>();
@@ -106,8 +98,11 @@ class Spawner {
     }
   }
 
-  /** Forks `podrun-shim run PLAN` with stderr appended to `stderrFile`; status lines go to onLine. */
-  run(planFile: string, stderrFile: string, onLine: (line: string) => void): Promise<SpawnedMonitor> {
+  /**
+   * Forks `podrun-shim run PLAN` with stderr appended to STDERR; its status lines go to onLine.
+   * Both paths come percent-escaped as plan tokens (shim.ts escapeToken).
+   */
+  run(planToken: string, stderrToken: string, onLine: (line: string) => void): Promise<SpawnedMonitor> {
     const child = this.ensure();
     const id = this.nextId++;
     return new Promise<SpawnedMonitor>((resolvePid, rejectPid) => {
@@ -129,7 +124,7 @@ class Spawner {
         fail: (err) => (havePid ? closedReject(err) : rejectPid(err)),
       });
       this.busy();
-      child.stdin!.write(`run ${id} ${token(planFile)} ${token(stderrFile)}\n`);
+      child.stdin!.write(`run ${id} ${planToken} ${stderrToken}\n`);
     });
   }
 }

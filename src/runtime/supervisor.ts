@@ -27,7 +27,7 @@ import { PodrunError, isPodrunError } from '../util/errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { ManifestSet, PodPlan } from '../spec/plan.js';
 import type { ImageService } from '../image/service.js';
-import type { PodRuntime, PodSettings, RuntimeOptions } from './api.js';
+import type { PodRuntime, PodSettings, RuntimeOptions, UpOptions } from './api.js';
 import { podKey, podRunDir, supervisorPidFile, supervisorSocket, type RuntimePaths } from './paths.js';
 import { acquireLock, fromJson, readState } from './state.js';
 import { isNoSupervisor, supervisorRequest } from './client.js';
@@ -224,7 +224,8 @@ async function handle(rt: PodRuntime, line: string, images: () => Promise<ImageS
   }
 }
 
-async function upPods(rt: PodRuntime, r: UpRequest): Promise<UpAnswerPod[]> {
+/** Runs the parsed pods; `images` may hold registry checks still in flight (UpOptions.images). */
+async function upPods(rt: PodRuntime, r: Omit<UpRequest, 'images'> & { images: UpOptions['images'] }): Promise<UpAnswerPod[]> {
   const pods: UpAnswerPod[] = [];
   for (const plan of r.pods) {
     const up = await rt.upPod(plan, { replace: r.replace, firstPullPolicy: 'IfNotPresent', manifests: r.manifests, images: r.images, settings: r.settings });
@@ -271,8 +272,7 @@ async function upText(rt: PodRuntime, r: UpTextRequest, images: () => Promise<Im
     records[ref] = p;
   }
   const manifests = { configMaps: set.configMaps, secrets: set.secrets };
-  const known = records as Record<string, ImageRecord>; // promises too: see UpOptions.images
-  return { warnings, pods: await upPods(rt, { op: 'up', pods: set.pods, manifests, images: known, replace: r.replace, wait: r.wait, timeoutMs: r.timeoutMs, settings: r.settings }) };
+  return { warnings, pods: await upPods(rt, { op: 'up', pods: set.pods, manifests, images: records, replace: r.replace, wait: r.wait, timeoutMs: r.timeoutMs, settings: r.settings }) };
 }
 
 /** A request that names the caller's paths (up-text from this installation's CLI) is checked. */
