@@ -96,23 +96,28 @@ function pidsWithCmdline(needle, name) {
   return out;
 }
 
+/** The run root's supervisor if it still runs: supervisor.pid holds "pid starttime", and a pid
+ * alone may name another process by now (pids wrap at 32768 here). */
+function livePid(runRoot) {
+  try {
+    const [pid, start] = fs.readFileSync(path.join(runRoot, 'supervisor.pid'), 'utf8').trim().split(' ').map(Number);
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === start ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Ends this run root's supervisor (SIGTERM: it leaves without touching pods) and waits for it. */
 async function stopSupervisor(runRoot) {
-  let pid;
+  const pid = livePid(runRoot);
+  if (!pid) return;
   try {
-    pid = Number(fs.readFileSync(path.join(runRoot, 'supervisor.pid'), 'utf8').split(' ')[0]);
     process.kill(pid, 'SIGTERM');
   } catch {
     return;
   }
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(20);
-  }
+  for (let i = 0; i < 100 && livePid(runRoot) === pid; i++) await sleep(20);
 }
 
 function podYaml(name, image) {
@@ -207,7 +212,7 @@ export async function run() {
       timed(...podrun('up', '-d', f));
     }
     await sleep(1000);
-    const supPid = Number(fs.readFileSync(path.join(tmp, 'run', 'supervisor.pid'), 'utf8').split(' ')[0]);
+    const supPid = livePid(path.join(tmp, 'run')) ?? 0;
     const monitors = pidsWithCmdline(path.join(tmp, 'run'), 'podrun-shim');
     // the supervisor's monitor spawner (one per supervisor: `podrun-shim spawner`)
     const spawners = pidsWithCmdline('spawner', 'podrun-shim').filter((p) => {
@@ -262,11 +267,10 @@ export async function run() {
   } finally {
     for (const f of podmanPods) spawnSync('podman', ['kube', 'down', f], { stdio: 'ignore', env: pmEnv });
     // the supervisor first (its containers keep running), then gc removes every pod it owned
-    const sup = path.join(tmp, 'run', 'supervisor.pid');
-    if (fs.existsSync(sup)) {
-      const pid = Number(fs.readFileSync(sup, 'utf8').split(' ')[0]);
+    const supPid = livePid(path.join(tmp, 'run'));
+    if (supPid) {
       try {
-        process.kill(pid, 'SIGKILL');
+        process.kill(supPid, 'SIGKILL');
       } catch {
         /* gone */
       }

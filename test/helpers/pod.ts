@@ -80,15 +80,13 @@ export async function startPodEnv(): Promise<PodEnv> {
       return f;
     },
     async cleanup() {
-      // the supervisor first (by pid), then whatever pods are left, then the cgroup parent
-      const pidFile = path.join(runRoot, 'supervisor.pid');
-      if (fs.existsSync(pidFile)) {
-        const pid = Number(fs.readFileSync(pidFile, 'utf8').split(' ')[0]);
-        try {
-          if (pid) process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
+      // the supervisor first (by pid and start time: a pid file left by a killed supervisor names
+      // a pid that may belong to anything by now), then whatever pods are left, then the cgroup parent
+      const pid = supervisorPid(runRoot);
+      try {
+        if (pid) process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
       }
       e.podrun(['gc']);
       for (const d of cgroupDirs(cgroupParent)) killAndRemoveCgroup(d);

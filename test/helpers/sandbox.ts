@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { realSyscalls } from '../../src/linux/ffi.js';
+import { processStartTime } from '../../src/linux/proc.js';
 import { openCgroups, type Cgroups, type CgroupLimits } from '../../src/linux/cgroups.js';
 import { umountRecursive } from '../../src/linux/mounts.js';
 import { pinNamespaces, unpin, type PinnedNamespaces } from '../../src/linux/namespaces.js';
@@ -49,7 +50,7 @@ export class TestSandbox {
   readonly cg: Cgroups;
   readonly hostname: string;
   readonly containers: TestContainer[] = [];
-  readonly pidsToKill: number[] = [];
+  readonly pidsToKill = new TrackedPids();
 
   constructor(opts: { hostname?: string } = {}) {
     this.base = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-test-'));
@@ -145,14 +146,46 @@ export class TestSandbox {
         errors.push(err);
       }
     };
-    for (const pid of this.pidsToKill) await attempt(() => killIfAlive(pid));
+    // by pid AND start time: on this machine pids wrap at 32768, and a test's process that ended
+    // early may have passed its pid on to anything (once it was the CI's own shell)
+    for (const pid of this.pidsToKill.alive()) await attempt(() => killIfAlive(pid));
     await attempt(() => this.cg.killAll(this.id));
-    for (const pid of this.pidsToKill) await attempt(() => waitGone(pid));
+    await attempt(() => this.pidsToKill.waitGone());
     await attempt(() => this.cg.remove(this.id));
     await attempt(() => unpin(sys, this.pins.dir));
     await attempt(() => umountRecursive(sys, this.base));
     await attempt(() => removeRootfs(this.base));
     if (errors.length) throw errors[0];
+  }
+}
+
+/**
+ * Processes a test started, each remembered by pid and /proc start time at push(): one that is
+ * gone is never signalled or waited for again, whoever has its pid now.
+ */
+export class TrackedPids implements Iterable<number> {
+  private readonly list: { pid: number; start: number | undefined }[] = [];
+
+  push(...pids: number[]): number {
+    for (const pid of pids) this.list.push({ pid, start: processStartTime(pid) });
+    return this.list.length;
+  }
+
+  *[Symbol.iterator](): Iterator<number> {
+    for (const e of this.list) yield e.pid;
+  }
+
+  /** The pushed processes that still run (same pid, same start time, not a zombie). */
+  alive(): number[] {
+    return this.list.filter((e) => e.start !== undefined && processStartTime(e.pid) === e.start && isAlive(e.pid)).map((e) => e.pid);
+  }
+
+  async waitGone(timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs * (Number(process.env.PODRUN_TEST_TIME_SCALE) || 1);
+    while (this.alive().length) {
+      if (Date.now() > end) throw new Error(`processes ${this.alive().join(', ')} still alive after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 }
 

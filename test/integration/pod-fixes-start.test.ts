@@ -2,7 +2,7 @@
  * PodDriver.startCreated with the real shim: a start that fails (ESHIM) kills whatever is left in
  * the container's cgroup; requested rlimits are clamped to the caller's hard limits.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,18 +15,13 @@ import type { ContainerRecord, PodState } from '../../src/runtime/state.js';
 import { isPodrunError } from '../../src/util/errors.js';
 
 let dir: string;
-const started: number[] = [];
+const started: ChildProcess[] = [];
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-test-'));
 });
 afterEach(() => {
-  for (const pid of started.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  // through the ChildProcess: it signals only a child that has not been reaped (its pid is ours)
+  for (const c of started.splice(0)) c.kill('SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -36,7 +31,7 @@ describe('a failed start', () => {
   it('kills what is left in the container cgroup (ESHIM) and rethrows', async () => {
     // a stand-in for a container init that joined the cgroup before the shim failed
     const left = spawn('sleep', ['30'], { stdio: 'ignore' });
-    started.push(left.pid!);
+    started.push(left);
     const killed: string[] = [];
     const cgroups = {
       exists: () => true,
