@@ -475,18 +475,19 @@ export async function startContainerProcess(plan: ShimPlan, opts: StartOptions =
   let started: StartedProcess | undefined;
   let failed: ShimStepError | undefined;
   const others: string[] = [];
-  let monitorPid = 0;
+  // the status lines can arrive before run() has resolved with the monitor's pid: the "started"
+  // line is kept and made into a StartedProcess once both are known
+  let startedLine: { pid: number; startTime: number } | undefined;
   const onLine = (l: string) => {
     const s = parseStatusLine(l);
     if (s.kind === 'step') trace(opts.sink, 'shim', s.name, s.detail || undefined);
     else if (s.kind === 'error') failed ??= s.e;
-    else if (s.kind === 'started') started = { monitorPid, pid: s.pid, startTime: s.startTime };
+    else if (s.kind === 'started') startedLine = { pid: s.pid, startTime: s.startTime };
     else others.push(s.text);
   };
   let timer: NodeJS.Timeout | undefined;
   try {
     const monitor = await monitorSpawner(bin).run(escapeToken(planFile), escapeToken(path.join(plan.stateDir, 'shim.stderr')), onLine);
-    monitorPid = monitor.pid;
     timer = setTimeout(() => {
       try {
         process.kill(monitor.pid, 'SIGKILL');
@@ -495,6 +496,7 @@ export async function startContainerProcess(plan: ShimPlan, opts: StartOptions =
       }
     }, opts.timeoutMs ?? 30_000);
     await monitor.closed;
+    if (startedLine) started = { monitorPid: monitor.pid, ...startedLine };
   } catch (err) {
     if (err instanceof PodrunError) throw err;
     throw new PodrunError('ESHIM', `Cannot start container "${plan.containerId}": spawning "${bin}" failed`, { cause: err });

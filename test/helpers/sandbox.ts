@@ -190,6 +190,8 @@ export class TrackedPids implements Iterable<number> {
 }
 
 export function killIfAlive(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  // kill(0) and kill(-1) signal whole process groups: the test runner's own, or everything
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`refusing to signal pid ${pid}`);
   try {
     process.kill(pid, signal);
   } catch {

@@ -379,6 +379,12 @@ describe('exec and identity', () => {
     const results = await Promise.allSettled([...cs, bad].map((c) => startContainerProcess(c.plan)));
     const ok = results.slice(0, 3).map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof startContainerProcess>>>).value);
     for (const s of ok) sb.pidsToKill.push(s.monitorPid, s.pid);
+    // the monitor's pid is known even when its "started" line came in the same read as the pid
+    // (it once came out 0 then, and a cleanup's kill(0) took the test runner's process group)
+    for (const [i, s] of ok.entries()) {
+      expect(s.monitorPid).toBeGreaterThan(0);
+      expect(fs.readFileSync(path.join(cs[i].plan.stateDir, 'started'), 'utf8')).toBe(`${s.monitorPid} ${s.pid} ${s.startTime}\n`);
+    }
     expect(new Set(ok.map((s) => s.monitorPid)).size).toBe(3);
     for (const s of ok) {
       const stat = fs.readFileSync(`/proc/${s.monitorPid}/stat`, 'utf8').split(') ')[1].split(' ');

@@ -1,5 +1,7 @@
 // The plan file and status lines between TypeScript and podrun-shim, without running it.
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import {
   DEFAULT_CAPABILITIES,
@@ -11,6 +13,7 @@ import {
   serializeExecPlan,
   serializePlan,
   shimPath,
+  startContainerProcess,
   unescapeToken,
   type ShimPlan,
 } from '../../src/runtime/shim.js';
@@ -147,4 +150,19 @@ test('rlimits are clamped to the caller\'s hard limits', async () => {
     { type: 'NPROC', soft: 10, hard: 20 },
   ]);
   expect(clampRlimits([{ type: 'NOFILE', soft: 5, hard: 10 }]).length).toBe(1);
+});
+
+test('a monitor whose "started" line comes in the same read as its pid is recorded with that pid', async () => {
+  // A stand-in spawner that answers each request in one write: pid, a started line, end of file.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podrun-test-spawner-'));
+  try {
+    const fake = path.join(dir, 'fake-shim');
+    fs.writeFileSync(fake, '#!/bin/sh\nwhile read -r cmd id rest; do printf "%s pid 31337\\n%s line started 4242 77\\n%s eof\\n" "$id" "$id" "$id"; done\n', { mode: 0o755 });
+    process.env.PODRUN_SHIM = fake;
+    const p = { ...plan(), stateDir: dir };
+    expect(await startContainerProcess(p)).toEqual({ monitorPid: 31337, pid: 4242, startTime: 77 });
+    expect(fs.readFileSync(path.join(dir, 'plan'), 'utf8')).toBe(serializePlan(p));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
