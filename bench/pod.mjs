@@ -23,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { lockHolder } = await import(path.join(repo, 'dist/runtime/state.js'));
 const BIN = path.join(repo, 'bin', 'podrun');
 const ROUNDS = Number(process.env.ROUNDS || 5);
 const PODS = Number(process.env.MEM_PODS || 10);
@@ -99,13 +100,7 @@ function pidsWithCmdline(needle, name) {
 /** The run root's supervisor if it still runs: supervisor.pid holds "pid starttime", and a pid
  * alone may name another process by now (pids wrap at 32768 here). */
 function livePid(runRoot) {
-  try {
-    const [pid, start] = fs.readFileSync(path.join(runRoot, 'supervisor.pid'), 'utf8').trim().split(' ').map(Number);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === start ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  return lockHolder(path.join(runRoot, 'supervisor.pid'));
 }
 
 /** Ends this run root's supervisor (SIGTERM: it leaves without touching pods) and waits for it. */

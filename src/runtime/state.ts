@@ -271,6 +271,13 @@ export async function acquireLock(file: string, timeoutMs: number): Promise<() =
   }
 }
 
+/** The live process holding a lock file (a pid file such as supervisor.pid), checked by pid and
+ * start time: undefined when the file is missing, partial or names a process that is gone. */
+export function lockHolder(file: string): number | undefined {
+  const id = readLock(file);
+  return id && id !== 'partial' && isAlive(id) ? id.pid : undefined;
+}
+
 function readLock(file: string): ProcessId | 'partial' | undefined {
   let text: string;
   try {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestRegistry, type TestRegistry } from './registry.js';
 import { pushBusybox } from './images.js';
+import { lockHolder } from '../../src/runtime/state.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/podrun', import.meta.url));
 
@@ -182,13 +183,7 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
 
 /** The run root's live supervisor (pid checked against its start time), if any. */
 export function supervisorPid(runRoot: string): number | undefined {
-  try {
-    const [pid, start] = fs.readFileSync(path.join(runRoot, 'supervisor.pid'), 'utf8').trim().split(' ').map(Number);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) === start ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  return lockHolder(path.join(runRoot, 'supervisor.pid'));
 }
 
 /** A manifest of a one-container pod that sleeps an hour and stops at once. */
